@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Create (once) the virtual environment .venv at the repo root and install sparse_rlvr into it.
+#
+#   bash scripts/setup.sh        # runtime only
+#   bash scripts/setup.sh dev    # plus the test tools
+#
+# Idempotent: a second run with an unchanged pyproject.toml installs nothing. An already
+# installed torch is kept: if the Python that creates the venv has torch (say a CUDA build on a
+# cluster), the venv sees it through --system-site-packages; otherwise torch 2.13.0 is installed.
+# Either way pip is constrained to that exact torch, so no dependency can swap it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+extra="${1:-}"
+py="${PYTHON:-python3}"
+
+"$py" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+  || { echo "sparse_rlvr needs Python >= 3.11; set PYTHON=/path/to/python3.11" >&2; exit 1; }
+
+if [ ! -x .venv/bin/python ]; then
+  if "$py" -c 'import torch' 2>/dev/null; then
+    echo "[setup] keeping the torch of $py (venv with --system-site-packages)"
+    "$py" -m venv --system-site-packages .venv
+  else
+    "$py" -m venv .venv
+  fi
+fi
+if ! .venv/bin/python -c 'import torch' 2>/dev/null; then
+  .venv/bin/python -m pip install -q torch==2.13.0
+fi
+torch_version=$(.venv/bin/python -c 'import torch; print(torch.__version__)')
+echo "torch==${torch_version}" > .venv/torch-constraint.txt
+
+spec="."; [ -n "$extra" ] && spec=".[${extra}]"
+stamp=".venv/.installed-$(cat pyproject.toml .venv/torch-constraint.txt | sha1sum | cut -c1-12)-${extra:-base}"
+if [ ! -f "$stamp" ]; then
+  .venv/bin/python -m pip install -q -c .venv/torch-constraint.txt -e "$spec"
+  touch "$stamp"
+fi
+echo "[setup] ready: .venv (torch ${torch_version})"

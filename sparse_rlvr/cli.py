@@ -1,0 +1,29 @@
+"""The `sparse-rlvr` command line: one thin Typer app, one function per command.
+
+Heavy imports (torch, transformers, verl) live inside the command bodies so `--help` is instant.
+"""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(
+    name="sparse-rlvr",
+    help="See and steer what RLVR (GRPO, DAPO) changes in a language model, token by token.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+)
+
+
+@app.callback()
+def _root() -> None:
+    """sparse-rlvr: token-level analysis and steering of RLVR fine-tuning."""
+
+
+from sparse_rlvr.divergence.cli import demo  # noqa: E402
+
+app.command("demo")(demo)
+
+if __name__ == "__main__":
+    app()

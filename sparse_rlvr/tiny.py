@@ -1,0 +1,102 @@
+"""Tiny causal LMs and a character tokenizer built in code, for tests, demos and CPU recipes.
+
+No hub is needed: everything is made from a fixed character vocabulary and a seeded Qwen2
+config, in well under a second. The model's embedding has a few padded rows beyond the
+tokenizer's vocabulary, like Qwen's real checkpoints (152,064 rows for 151,665 tokens), so
+code that must respect the tokenizer's vocabulary size is exercised by every test.
+"""
+
+from __future__ import annotations
+
+import copy
+import string
+from pathlib import Path
+
+import torch
+from tokenizers import Tokenizer, decoders, models
+from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
+
+SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+CHARACTERS = list(string.digits + string.ascii_letters + string.punctuation + " \n")
+PADDED_ROWS = 5
+CHAT_TEMPLATE = (
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
+    "{{ message['content'] }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def tiny_tokenizer() -> PreTrainedTokenizerFast:
+    """A character-level fast tokenizer with Qwen-style chat special tokens and template."""
+    vocab = {token: i for i, token in enumerate(SPECIAL_TOKENS + CHARACTERS)}
+    backend = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token="<|endoftext|>"))
+    backend.decoder = decoders.Fuse()
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        bos_token=None,
+        additional_special_tokens=["<|im_start|>"],
+    )
+    tokenizer.chat_template = CHAT_TEMPLATE
+    return tokenizer
+
+
+def tiny_config(vocab_size: int, hidden_size: int = 64, num_layers: int = 2) -> Qwen2Config:
+    """A Qwen2 config small enough to run a training step on one CPU core in milliseconds."""
+    return Qwen2Config(
+        vocab_size=vocab_size + PADDED_ROWS,
+        hidden_size=hidden_size,
+        intermediate_size=2 * hidden_size,
+        num_hidden_layers=num_layers,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=1024,
+        tie_word_embeddings=True,
+        initializer_range=0.3,  # peaked next-token distributions, like a trained LM (0.02 gives ~uniform)
+        bos_token_id=None,
+        eos_token_id=SPECIAL_TOKENS.index("<|im_end|>"),
+        pad_token_id=SPECIAL_TOKENS.index("<|endoftext|>"),
+    )
+
+
+def tiny_model(seed: int = 0, vocab_size: int | None = None, **config_kwargs) -> Qwen2ForCausalLM:
+    """A randomly initialised tiny Qwen2 causal LM; the same seed gives the same weights."""
+    vocab_size = vocab_size or len(tiny_tokenizer())
+    generator_state = torch.random.get_rng_state()
+    torch.manual_seed(seed)
+    try:
+        model = Qwen2ForCausalLM(tiny_config(vocab_size, **config_kwargs))
+    finally:
+        torch.random.set_rng_state(generator_state)
+    return model.eval()
+
+
+def tiny_pair(
+    seed: int = 0, shift: float = 0.2
+) -> tuple[Qwen2ForCausalLM, Qwen2ForCausalLM, PreTrainedTokenizerFast]:
+    """(base, policy, tokenizer): same tokenizer and architecture, different weights.
+
+    The policy is the base with seeded Gaussian noise of scale `shift` added to its final norm
+    and last MLP, so the two next-token distributions differ a little everywhere; `shift=0`
+    gives identical weights.
+    """
+    tokenizer = tiny_tokenizer()
+    base = tiny_model(seed, len(tokenizer))
+    policy = copy.deepcopy(base)
+    generator = torch.Generator().manual_seed(seed + 1)
+    with torch.no_grad():
+        for name, param in policy.named_parameters():
+            if name.startswith("model.norm") or ".layers.1.mlp." in name:
+                noise = torch.randn(param.shape, generator=generator, dtype=param.dtype)
+                param.add_(shift * noise * param.detach().abs().mean())
+    return base, policy, tokenizer
+
+
+def save_tiny_model(out_dir: str | Path, seed: int = 0, **config_kwargs) -> Path:
+    """Write a tiny model and its tokenizer as a Hugging Face directory that from_pretrained loads."""
+    out = Path(out_dir)
+    tokenizer = tiny_tokenizer()
+    tiny_model(seed, len(tokenizer), **config_kwargs).save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out

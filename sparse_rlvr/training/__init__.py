@@ -1,0 +1,1 @@
+"""Training plugins for verl: CPU platform and rollout, divergence-weighted advantages, token-shift monitor."""
