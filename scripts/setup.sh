@@ -24,10 +24,10 @@ if [ ! -x .venv/bin/python ]; then
     "$py" -m venv .venv
   fi
 fi
-if ! .venv/bin/python -c 'import torch' 2>/dev/null; then
+if ! .venv/bin/python -c 'import importlib.metadata as m; m.version("torch")' 2>/dev/null; then
   .venv/bin/python -m pip install -q torch==2.13.0
 fi
-torch_version=$(.venv/bin/python -c 'import torch; print(torch.__version__)')
+torch_version=$(.venv/bin/python -c 'import importlib.metadata as m; print(m.version("torch"))')
 echo "torch==${torch_version}" > .venv/torch-constraint.txt
 
 spec="."; [ -n "$extra" ] && spec=".[${extra}]"
@@ -35,5 +35,15 @@ stamp=".venv/.installed-$(cat pyproject.toml .venv/torch-constraint.txt | sha1su
 if [ ! -f "$stamp" ]; then
   .venv/bin/python -m pip install -q -c .venv/torch-constraint.txt -e "$spec"
   touch "$stamp"
+fi
+# The dev extra's browser test of report.html needs Chromium (Debian's package); root installs it.
+if [ "$extra" = "dev" ] && ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    echo "[setup] installing Debian's chromium for the report rendering test"
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
+      || echo "[setup] could not install chromium: the browser test will be skipped"
+  else
+    echo "[setup] chromium not found (sudo apt-get install chromium): the browser test will be skipped"
+  fi
 fi
 echo "[setup] ready: .venv (torch ${torch_version})"

@@ -13,7 +13,7 @@ import string
 from pathlib import Path
 
 import torch
-from tokenizers import Tokenizer, decoders, models
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
 
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
@@ -26,11 +26,21 @@ CHAT_TEMPLATE = (
 )
 
 
+def _byte_level(character: str) -> str:
+    """The character as byte-level BPE spells it (space -> 'Ġ', newline -> 'Ċ'), as Qwen's vocabulary does."""
+    return pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False).pre_tokenize_str(character)[0][0]
+
+
 def tiny_tokenizer() -> PreTrainedTokenizerFast:
-    """A character-level fast tokenizer with Qwen-style chat special tokens and template."""
-    vocab = {token: i for i, token in enumerate(SPECIAL_TOKENS + CHARACTERS)}
+    """A character-level byte-level-BPE tokenizer with Qwen's special tokens and chat template.
+
+    Byte-level like Qwen's, so that transformers' Qwen2Tokenizer, which AutoTokenizer picks for a
+    saved qwen2 model directory, rebuilds it with the same behaviour.
+    """
+    vocab = {token: i for i, token in enumerate(SPECIAL_TOKENS + [_byte_level(c) for c in CHARACTERS])}
     backend = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token="<|endoftext|>"))
-    backend.decoder = decoders.Fuse()
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    backend.decoder = decoders.ByteLevel()
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=backend,
         eos_token="<|im_end|>",
@@ -42,9 +52,12 @@ def tiny_tokenizer() -> PreTrainedTokenizerFast:
     return tokenizer
 
 
-def tiny_config(vocab_size: int, hidden_size: int = 64, num_layers: int = 2) -> Qwen2Config:
-    """A Qwen2 config small enough to run a training step on one CPU core in milliseconds."""
-    return Qwen2Config(
+def tiny_config(vocab_size: int, hidden_size: int = 64, num_layers: int = 2, **overrides) -> Qwen2Config:
+    """A Qwen2 config small enough to run a training step on one CPU core in milliseconds.
+
+    `overrides` set any other Qwen2Config field (e.g. tie_word_embeddings=False).
+    """
+    settings = dict(
         vocab_size=vocab_size + PADDED_ROWS,
         hidden_size=hidden_size,
         intermediate_size=2 * hidden_size,
@@ -58,6 +71,7 @@ def tiny_config(vocab_size: int, hidden_size: int = 64, num_layers: int = 2) -> 
         eos_token_id=SPECIAL_TOKENS.index("<|im_end|>"),
         pad_token_id=SPECIAL_TOKENS.index("<|endoftext|>"),
     )
+    return Qwen2Config(**(settings | overrides))
 
 
 def tiny_model(seed: int = 0, vocab_size: int | None = None, **config_kwargs) -> Qwen2ForCausalLM:

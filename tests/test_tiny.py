@@ -50,7 +50,10 @@ def test_saved_directory_loads_with_auto_classes(tmp_path):
     path = save_tiny_model(tmp_path / "tiny", seed=1)
     model = AutoModelForCausalLM.from_pretrained(path)
     tokenizer = AutoTokenizer.from_pretrained(path)
-    ids = torch.tensor([tokenizer("7*6=42")["input_ids"]])
+    text = "7*6 = 42.\nSo \\boxed{42}"
+    assert tokenizer(text)["input_ids"] == tiny_tokenizer()(text)["input_ids"]  # AutoTokenizer picks Qwen2Tokenizer
+    assert tokenizer.decode(tokenizer(text)["input_ids"]) == text
+    ids = torch.tensor([tokenizer(text)["input_ids"]])
     with torch.no_grad():
         torch.testing.assert_close(model(ids).logits, tiny_model(seed=1)(ids).logits)
     assert tokenizer.apply_chat_template([{"role": "user", "content": "x"}], tokenize=False).startswith("<|im_start|>")

@@ -202,8 +202,8 @@ def _rank_statistics(
 ) -> dict[str, torch.Tensor]:
     """Top-1 agreement, the policy top-1's base rank and probability, top-k overlap curve."""
     k = max(top_k, 1)
-    base_top = lp.topk(k, dim=-1).indices
-    policy_top = lq.topk(k, dim=-1).indices
+    base_top_logprobs, base_top = lp.topk(k, dim=-1)
+    policy_top_logprobs, policy_top = lq.topk(k, dim=-1)
     policy_top1 = policy_top[:, :1]
     rank = torch.gt(lp, lp.gather(1, policy_top1), out=above).sum(-1) + 1
     # same[r, i, j]: base's i-th and policy's j-th candidates are the same token
@@ -217,6 +217,10 @@ def _rank_statistics(
         "policy_top1_rank_in_base": rank,
         "base_prob_of_policy_top1": p.gather(1, policy_top1)[:, 0],
         "topk_overlap": overlap,
+        "base_topk_ids": base_top,
+        "base_topk_logprobs": base_top_logprobs,
+        "policy_topk_ids": policy_top,
+        "policy_topk_logprobs": policy_top_logprobs,
     }
 
 

@@ -37,6 +37,14 @@ class TokenDivergence:
     """[N] p of the policy's top-1 token."""
     topk_overlap: torch.Tensor
     """[N, K] |top-k(p) ∩ top-k(q)| / k for k = 1..K (column k-1)."""
+    base_topk_ids: torch.Tensor
+    """[N, max(K, 1)] int64 the base's most likely tokens, best first."""
+    base_topk_logprobs: torch.Tensor
+    """[N, max(K, 1)] log p of those tokens."""
+    policy_topk_ids: torch.Tensor
+    """[N, max(K, 1)] int64 the policy's most likely tokens, best first."""
+    policy_topk_logprobs: torch.Tensor
+    """[N, max(K, 1)] log q of those tokens."""
 
     def __len__(self) -> int:
         return self.js.shape[0]

@@ -55,11 +55,13 @@ def reference_divergence(
     with np.errstate(divide="ignore"):
         log_m = np.log(m)
     policy_top1 = log_q.argmax(-1)
-    ranks, overlaps = [], []
+    ranks, overlaps, base_tops, policy_tops = [], [], [], []
     for r in range(len(p)):
         # ranked by log-probability: probabilities that underflow to 0 still have an order
         ranks.append(1 + int((log_p[r] > log_p[r, policy_top1[r]]).sum()))
         base_order, policy_order = np.argsort(-log_p[r], kind="stable"), np.argsort(-log_q[r], kind="stable")
+        base_tops.append(base_order[:top_k])
+        policy_tops.append(policy_order[:top_k])
         overlaps.append(
             [len(set(base_order[:k]) & set(policy_order[:k])) / k for k in range(1, top_k + 1)]
         )
@@ -72,4 +74,10 @@ def reference_divergence(
         "policy_top1_rank_in_base": np.array(ranks),
         "base_prob_of_policy_top1": p[np.arange(len(p)), policy_top1],
         "topk_overlap": np.array(overlaps).reshape(len(p), top_k),
+        "base_topk_ids": np.array(base_tops).reshape(len(p), top_k),
+        "policy_topk_ids": np.array(policy_tops).reshape(len(p), top_k),
+        "base_topk_logprobs": np.take_along_axis(log_p, np.array(base_tops, dtype=np.int64).reshape(len(p), top_k), 1),
+        "base_logprobs": log_p,
+        "policy_logprobs": log_q,
+        "policy_topk_logprobs": np.take_along_axis(log_q, np.array(policy_tops, dtype=np.int64).reshape(len(p), top_k), 1),
     }

@@ -31,7 +31,14 @@ def assert_matches_reference(result: TokenDivergence, ref: dict[str, np.ndarray]
         np.testing.assert_allclose(getattr(result, name).double().numpy(), ref[name], atol=atol, rtol=rtol, err_msg=name)
     np.testing.assert_array_equal(result.policy_top1_rank_in_base.numpy(), ref["policy_top1_rank_in_base"])
     np.testing.assert_allclose(result.topk_overlap.numpy(), ref["topk_overlap"], atol=1e-6)
-
+    k = result.topk_overlap.shape[1]
+    for who in ("base", "policy"):
+        # ids are checked through their reference log-probs: tied candidates may come in any order
+        ids, logprobs = getattr(result, f"{who}_topk_ids")[:, :k], getattr(result, f"{who}_topk_logprobs")[:, :k]
+        expected = ref[f"{who}_topk_logprobs"]
+        np.testing.assert_array_equal(np.take_along_axis(ref[f"{who}_logprobs"], ids.numpy(), 1), expected)
+        finite = np.isfinite(expected)
+        np.testing.assert_allclose(logprobs.double().numpy()[finite], expected[finite], atol=1e-5, rtol=1e-5)
 
 @pytest.mark.parametrize("n,v,chunk_size", [(1, 7, None), (33, 50, 4), (64, 1000, 7), (16, 5000, None)])
 @pytest.mark.parametrize("seed", [0, 1])
