@@ -23,7 +23,10 @@ def _root() -> None:
 
 from sparse_rlvr.divergence.cli import demo  # noqa: E402
 
+from sparse_rlvr.analysis.cli import shift  # noqa: E402
+
 app.command("demo")(demo)
+app.command("shift")(shift)
 
 if __name__ == "__main__":
     app()

@@ -1,0 +1,57 @@
+"""Load a base/policy pair and check that they share one tokenizer before any work."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+
+def pick_device() -> torch.device:
+    """CUDA when available, else CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def torch_dtype(name: str, device: torch.device) -> torch.dtype:
+    """`auto` is bf16 on GPUs and float32 on CPU (bf16 matmuls are slow on most CPUs)."""
+    if name == "auto":
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    return getattr(torch, name)
+
+
+def load_model(path: str, dtype: torch.dtype, device: torch.device) -> Any:
+    """A causal LM in eval mode on `device`."""
+    from transformers import AutoModelForCausalLM
+    from transformers.utils import logging
+
+    logging.disable_progress_bar()  # ours is the progress bar that matters
+    return AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(device).eval()
+
+
+def load_tokenizer(path: str) -> Any:
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(path)
+
+
+def check_same_tokenizer(base: Any, policy: Any, base_name: str, policy_name: str) -> None:
+    """Raise before any work if the two tokenizers would map text to different ids."""
+    if base.get_vocab() != policy.get_vocab():
+        only_base = len(set(base.get_vocab()) - set(policy.get_vocab()))
+        only_policy = len(set(policy.get_vocab()) - set(base.get_vocab()))
+        raise ValueError(
+            f"{base_name} and {policy_name} have different vocabularies ({len(base)} vs {len(policy)} "
+            f"tokens; {only_base} only in the base, {only_policy} only in the policy): token-level "
+            "divergence needs both models to share one tokenizer"
+        )
+    for attribute in ("eos_token_id", "bos_token_id", "pad_token_id"):
+        if getattr(base, attribute) != getattr(policy, attribute):
+            raise ValueError(
+                f"{base_name} and {policy_name} disagree on {attribute} ({getattr(base, attribute)} vs "
+                f"{getattr(policy, attribute)}); use checkpoints saved with the same tokenizer"
+            )
+
+
+def context_length(model: Any) -> int:
+    """The longest sequence the model was configured for."""
+    return int(getattr(model.config, "max_position_embeddings", 1 << 30))

@@ -1,0 +1,101 @@
+"""report.html: one self-contained file with the figures and a token heatmap with hover details."""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import math
+from typing import Any
+
+import pandas as pd
+
+from sparse_rlvr.analysis.figures import all_figures
+
+MAX_TOKENS_PER_SAMPLE = 200
+
+_STYLE = """
+body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px;color:#222}
+.figs{display:flex;flex-wrap:wrap;gap:12px}.figs figure{margin:0}
+.sample{font-family:ui-monospace,monospace;white-space:pre-wrap;line-height:1.7;border:1px solid #ddd;padding:8px;margin:8px 0}
+.t{cursor:default;border-radius:2px}
+#tip{position:fixed;display:none;background:#fff;border:1px solid #888;padding:6px;font:12px ui-monospace,monospace;box-shadow:2px 2px 6px #0003;z-index:9}
+table{border-collapse:collapse}td,th{border:1px solid #ddd;padding:2px 8px;text-align:right}
+"""
+
+_SCRIPT = """
+const tip = document.getElementById('tip');
+function cands(list){return list.map(c => `${esc(c[0])} ${c[1].toFixed(3)}`).join('<br>');}
+function esc(s){return s.replace(/[&<>]/g, c => ({'&':'&amp;','<':'&lt;','>':'&gt;'}[c]));}
+function color(js){const a = Math.max(0, Math.min(1, (Math.log10(Math.max(js,1e-12)) + 4) / (Math.log10(0.6931) + 4)));
+  return `rgba(220,40,40,${a.toFixed(3)})`;}
+function show(span, x, y){const d = TOKENS[span.dataset.s][span.dataset.i];
+  tip.innerHTML = `<b>${esc(JSON.stringify(d[0]))}</b> JS ${d[1].toExponential(2)}<br>` +
+    `<table><tr><th>base</th><th>policy</th></tr><tr><td>${cands(d[2])}</td><td>${cands(d[3])}</td></tr></table>`;
+  tip.style.display = 'block'; tip.style.left = (x + 12) + 'px'; tip.style.top = (y + 12) + 'px';}
+document.querySelectorAll('.sample').forEach((div, s) => {
+  TOKENS[s].forEach((d, i) => {const span = document.createElement('span');
+    span.className = 't'; span.textContent = d[0]; span.dataset.s = s; span.dataset.i = i;
+    span.style.background = color(d[1]); div.appendChild(span);});});
+document.addEventListener('mouseover', e => {if (e.target.classList.contains('t')) show(e.target, e.clientX, e.clientY);});
+document.addEventListener('mouseout', e => {if (e.target.classList.contains('t')) tip.style.display = 'none';});
+const hover = location.hash.match(/^#hover=(\\d+)$/);  // #hover=N shows token N of sample 0 (for tests and links)
+if (hover) {const span = document.querySelectorAll('.sample')[0].children[+hover[1]]; if (span) show(span, 20, 20);}
+"""
+
+
+def render_report(summary: dict, tokens: pd.DataFrame, decode: Any, samples: int) -> str:
+    """The HTML page: summary numbers, inline PNG figures, and a JS heatmap of `samples` responses.
+
+    `tokens` holds per-token rows (sample_id, token, js, base/policy_top_ids/probs); `decode`
+    maps a token id to its text, for the hover candidates.
+    """
+    figures = "".join(
+        f'<figure><img alt="{html.escape(title)}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
+        f"<figcaption>{html.escape(title)}</figcaption></figure>"
+        for title, png in all_figures(summary).items()
+    )
+    heatmap = _heatmap_data(tokens, decode, samples)
+    divs = "".join(f'<h4>sample {sid}</h4><div class="sample"></div>' for sid in heatmap["ids"])
+    return f"""<!doctype html><html><head><meta charset="utf-8"><title>sparse_rlvr token-shift report</title>
+<style>{_STYLE}</style></head><body>
+<h1>Token-shift report</h1>
+<p>base <code>{html.escape(str(summary.get('base', '')))}</code> vs policy <code>{html.escape(str(summary.get('policy', '')))}</code></p>
+{_headline(summary)}
+<h2>Figures</h2><div class="figs">{figures}</div>
+<h2>Token heatmap</h2><p>Tokens coloured by JS(base, policy) on a log scale from 1e-4 (white) to ln 2 (red);
+hover a token for the top candidates and their probabilities under both models.</p>
+{divs}<div id="tip"></div>
+<script>const TOKENS = {json.dumps(heatmap['tokens'], separators=(',', ':'))};{_SCRIPT}</script>
+</body></html>"""
+
+
+def _headline(summary: dict) -> str:
+    percentiles = summary["js"]["percentiles"]
+    rows = [("tokens analysed", summary["counts"]["tokens_analysed"]),
+            ("JS mean", f"{summary['js']['mean']:.4g}")]
+    rows += [(f"JS p{p}", f"{percentiles[p]:.3g}") for p in ("50", "90", "99")]
+    rows += [(f"fraction JS < {c}", f"{v:.1%}") for c, v in summary["fraction_below"].items()]
+    rows += [(f"fraction JS > {summary['high_cutoff']}", f"{summary['fraction_above_high']:.1%}"),
+             ("top-1 agreement", f"{summary['top1_agreement']:.1%}")]
+    body = "".join(f"<tr><th>{html.escape(k)}</th><td>{v}</td></tr>" for k, v in rows)
+    return f"<table>{body}</table>"
+
+
+def _heatmap_data(tokens: pd.DataFrame, decode: Any, samples: int) -> dict:
+    """Compact per-token data: [text, js, base candidates, policy candidates] per sample."""
+    ids = list(dict.fromkeys(tokens["sample_id"].tolist()))[:samples]
+    data = []
+    for sid in ids:
+        rows = tokens[tokens["sample_id"] == sid].head(MAX_TOKENS_PER_SAMPLE)
+        data.append([
+            [row.token, _round(row.js),
+             [[decode(int(t)), _round(p)] for t, p in zip(row.base_top_ids, row.base_top_probs)],
+             [[decode(int(t)), _round(p)] for t, p in zip(row.policy_top_ids, row.policy_top_probs)]]
+            for row in rows.itertuples()
+        ])
+    return {"ids": ids, "tokens": data}
+
+
+def _round(value: float) -> float:
+    return float(f"{value:.3g}") if math.isfinite(value) else 0.0
