@@ -44,12 +44,14 @@ def require_column(table: pd.DataFrame, column: str, path: str | Path, option: s
 
 
 def prompt_ids(tokenizer: Any, prompt: Any, chat_template: bool) -> list[int]:
-    """Token ids of a prompt given as text or as a chat list, templated as the model was trained.
+    """Token ids of a prompt given as text, token ids, or a chat list, templated as the model was trained.
 
-    A chat list ([{"role": ..., "content": ...}], verl's format) always goes through the chat
+    Token ids are used as they are. A chat list ([{"role": ..., "content": ...}], verl's format) always goes through the chat
     template with the generation prompt; plain text does too when `chat_template` is set and the
     tokenizer has one (wrapped as one user message), else it is tokenised as is.
     """
+    if isinstance(prompt, list) and all(isinstance(t, int) for t in prompt):
+        return list(prompt)
     if isinstance(prompt, str) and not (chat_template and tokenizer.chat_template):
         return tokenizer(prompt, add_special_tokens=False)["input_ids"]
     messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else [dict(m) for m in prompt]

@@ -176,3 +176,16 @@ def test_report_renders_in_headless_chromium(checkpoints, responses_file, tmp_pa
     subprocess.run([_chromium(), *flags, f"--screenshot={png}", "--window-size=1000,1400", report.as_uri()],
                    capture_output=True, timeout=120)
     assert png.stat().st_size > 20_000
+
+
+def test_token_id_prompts_and_responses_equal_their_text(checkpoints, tmp_path):
+    tokenizer = tiny_tokenizer()
+    prompt, response = "Add 2 and 3.", "2 + 3 = 5 @ so \\boxed{5}"
+    text = write_jsonl(tmp_path / "text.jsonl", [{"prompt": prompt, "response": response}])
+    prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    ids = write_jsonl(tmp_path / "ids.jsonl", [{"prompt": prompt_ids, "response": tokenizer(response, add_special_tokens=False)["input_ids"]}])
+    by_text = config(checkpoints, text, tmp_path / "a", chat_template=False)
+    by_ids = config(checkpoints, ids, tmp_path / "b", chat_template=False)
+    run_shift(by_text, show_progress=False)
+    run_shift(by_ids, show_progress=False)
+    pd.testing.assert_frame_equal(tokens_of(by_text), tokens_of(by_ids))
