@@ -18,6 +18,7 @@ from sparse_rlvr.analysis.store import (
 from sparse_rlvr.analysis.report import render_report
 from sparse_rlvr.analysis.summary import evolution, summarize
 from sparse_rlvr.analysis.worker import Shard, ShiftWorker
+from sparse_rlvr.parallel import map_shards
 
 
 REPORT_COLUMNS = ["sample_id", "token", "js", "base_top_ids", "base_top_probs", "policy_top_ids", "policy_top_probs"]
@@ -77,40 +78,9 @@ def _execute(config: ShiftConfig, policy: str, todo: list[Shard], show_progress:
 
     with Progress(disable=not show_progress, transient=False) as progress:
         task = progress.add_task(f"shift {Path(policy).name}", total=len(todo))
-        results = _ray_results(config, policy, todo) if config.workers else _local_results(config, policy, todo)
-        for result in results:
+        for result in map_shards(ShiftWorker, (config, policy), todo, config.workers):
             progress.advance(task)
             yield result
-
-
-def _local_results(config: ShiftConfig, policy: str, todo: list[Shard]) -> Iterator[Any]:
-    worker = ShiftWorker(config, policy)
-    for shard in todo:
-        yield worker.run_shard(shard)
-
-
-def _ray_results(config: ShiftConfig, policy: str, todo: list[Shard]) -> Iterator[Any]:
-    """Shards over `config.workers` Ray actors (one GPU each if the cluster has GPUs), results as they finish."""
-    import ray
-
-    started_ray = not ray.is_initialized()
-    if started_ray:
-        ray.init(include_dashboard=False, log_to_driver=False)
-    try:
-        gpus = 1 if ray.cluster_resources().get("GPU", 0) >= config.workers else 0
-        actor_class = ray.remote(num_gpus=gpus, num_cpus=1)(ShiftWorker)
-        actors = [actor_class.remote(config, policy) for _ in range(min(config.workers, len(todo)))]
-        queue = list(todo)
-        running = {actor.run_shard.remote(queue.pop(0)): actor for actor in actors if queue}
-        while running:
-            done, _ = ray.wait(list(running), num_returns=1)
-            actor = running.pop(done[0])
-            if queue:
-                running[actor.run_shard.remote(queue.pop(0))] = actor
-            yield ray.get(done[0])
-    finally:
-        if started_ray:
-            ray.shutdown()
 
 
 def _plain(value: Any) -> Any:
