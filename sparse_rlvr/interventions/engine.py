@@ -1,0 +1,97 @@
+"""Lock-step cross-sampling: two models decode together, each with its own KV cache.
+
+At every step both models' full next-token distributions are at hand; the exact JS between them
+(divergence core) feeds the switching rule, the acting model's distribution is sampled, and the
+token is fed to both caches. One forward of each model per generated token, batched over
+sequences, no prefix recomputation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from sparse_rlvr.divergence import token_divergence
+from sparse_rlvr.interventions.decoding import IncrementalLM, left_pad, sample
+from sparse_rlvr.interventions.rules import SwitchRule
+
+
+@dataclass
+class Decoded:
+    """One response: its tokens, where the intervening model acted, and the JS at every step."""
+
+    tokens: list[int]
+    swapped_positions: list[int] = field(default_factory=list)
+    js: list[float] = field(default_factory=list)
+
+    @property
+    def swapped_tokens(self) -> list[int]:
+        return [self.tokens[i] for i in self.swapped_positions]
+
+
+@dataclass
+class SamplingOptions:
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_new_tokens: int = 512
+
+
+def cross_sample(
+    primary: Any,
+    intervening: Any,
+    prompts: list[list[int]],
+    rule: SwitchRule,
+    options: SamplingOptions,
+    *,
+    vocab_size: int,
+    eos_id: int,
+    pad_id: int,
+    seed: int,
+) -> list[Decoded]:
+    """Decode one response per prompt with `rule` deciding, token by token, who samples it."""
+    ids, mask = left_pad(prompts, pad_id)
+    first, second = IncrementalLM(primary, vocab_size), IncrementalLM(intervening, vocab_size)
+    primary_logits, intervening_logits = first.prefill(ids, mask), second.prefill(ids, mask)
+    generator = torch.Generator().manual_seed(seed)
+    rule.start(len(prompts))
+    out = [Decoded([]) for _ in prompts]
+    alive = torch.ones(len(prompts), dtype=torch.bool)
+    for step in range(options.max_new_tokens):
+        divergence = token_divergence(primary_logits, intervening_logits, top_k=1)
+        swap = rule(step, divergence, divergence.base_entropy) & alive
+        acting = torch.where(swap.to(primary_logits.device)[:, None], intervening_logits, primary_logits)
+        tokens = sample(acting, options.temperature, options.top_p, generator)
+        for b in alive.nonzero()[:, 0].tolist():
+            out[b].tokens.append(int(tokens[b]))
+            out[b].js.append(float(divergence.js[b]))
+            if swap[b]:
+                out[b].swapped_positions.append(step)
+        alive &= tokens.cpu() != eos_id
+        if not alive.any() or step + 1 == options.max_new_tokens:
+            break
+        tokens = torch.where(alive.to(tokens.device), tokens, torch.full_like(tokens, pad_id))
+        primary_logits, intervening_logits = first.step(tokens), second.step(tokens)
+    return out
+
+
+def decode_alone(
+    model: Any, prompts: list[list[int]], options: SamplingOptions, *, vocab_size: int, eos_id: int, pad_id: int, seed: int
+) -> list[list[int]]:
+    """One model decoding by itself with its KV cache and the same sampler (reference and benchmark limit)."""
+    ids, mask = left_pad(prompts, pad_id)
+    lm = IncrementalLM(model, vocab_size)
+    logits = lm.prefill(ids, mask)
+    generator = torch.Generator().manual_seed(seed)
+    out: list[list[int]] = [[] for _ in prompts]
+    alive = torch.ones(len(prompts), dtype=torch.bool)
+    for step in range(options.max_new_tokens):
+        tokens = sample(logits, options.temperature, options.top_p, generator)
+        for b in alive.nonzero()[:, 0].tolist():
+            out[b].append(int(tokens[b]))
+        alive &= tokens.cpu() != eos_id
+        if not alive.any() or step + 1 == options.max_new_tokens:
+            break
+        logits = lm.step(torch.where(alive.to(tokens.device), tokens, torch.full_like(tokens, pad_id)))
+    return out
