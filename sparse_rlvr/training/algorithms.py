@@ -1,0 +1,109 @@
+"""verl registrations of the divergence-weighted advantage estimator and policy loss.
+
+Importing this module registers, in verl's own registries:
+- `algorithm.adv_estimator=divergence_weighted`: the named outcome estimator's advantages (GRPO
+  by default) times divergence weights, optionally restricted to a top-rho token mask;
+- `actor.policy_loss.loss_mode=divergence_weighted`: the loss-time variant, weights from the
+  per-token KL(pi_old || pi_theta) inside the update, then verl's vanilla clipped loss.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+from typing import Any
+
+import torch
+from verl.trainer.ppo import core_algos
+
+from sparse_rlvr.training.weighting import WeightingConfig, divergence_weights, k3_kl, top_fraction_mask
+
+ESTIMATOR = "divergence_weighted"
+POLICY_LOSS = "divergence_weighted"
+
+
+WEIGHTING_ENV = "SPARSE_RLVR_WEIGHTING"
+"""JSON of the run's validated `sparse_rlvr` section. verl's dataclass configs (AlgoConfig,
+PolicyLossConfig) reject keys they do not know, so the driver validates our own top-level
+section and hands it to every Ray worker through this variable of the runtime environment."""
+
+
+def active_weighting() -> WeightingConfig:
+    """The run's weighting options (weighting off when the variable is unset)."""
+    raw = os.environ.get(WEIGHTING_ENV)
+    return WeightingConfig.from_mapping(json.loads(raw)) if raw else WeightingConfig()
+
+
+@core_algos.register_adv_est(ESTIMATOR)
+def compute_divergence_weighted_advantage(
+    token_level_rewards: torch.Tensor,
+    response_mask: torch.Tensor,
+    index: Any = None,
+    config: Any = None,
+    divergence: torch.Tensor | None = None,
+    entropy: torch.Tensor | None = None,
+    weighting: WeightingConfig | None = None,
+    **kwargs: Any,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A~ = w * A (times a token mask if configured); returns (advantages, returns) like every verl estimator.
+
+    `divergence` [B, T] is the configured D (JS or KL against the reference, from sparse_rlvr's
+    exact pass); `entropy` [B, T] the policy entropy, for the entropy mask.
+    """
+    weighting = weighting or active_weighting()
+    inner = core_algos.get_adv_estimator_fn(weighting.estimator)
+    inner_kwargs = dict(token_level_rewards=token_level_rewards, response_mask=response_mask, config=config, **kwargs)
+    if index is not None:
+        inner_kwargs["index"] = index
+    parameters = inspect.signature(inner).parameters
+    if "norm_adv_by_std_in_grpo" in parameters and config is not None:
+        inner_kwargs["norm_adv_by_std_in_grpo"] = config.get("norm_adv_by_std_in_grpo", True)
+    advantages, returns = inner(**{k: v for k, v in inner_kwargs.items() if k in parameters or _takes_kwargs(parameters)})
+    needs_divergence = weighting.scale != 0 or weighting.mask == "divergence"
+    if needs_divergence and divergence is None:
+        raise ValueError(
+            "divergence_weighted needs per-token divergences from the reference pass; launch with "
+            "`python -m sparse_rlvr.train` (which computes them), or set sparse_rlvr.scale=0 and mask=none"
+        )
+    if weighting.scale != 0:
+        advantages = advantages * divergence_weights(divergence, weighting.scale, weighting.alpha)
+    if weighting.mask != "none":
+        values = divergence if weighting.mask == "divergence" else entropy
+        if values is None:
+            raise ValueError("sparse_rlvr.mask=entropy needs the policy entropy per token (old_log_prob pass)")
+        advantages = advantages * top_fraction_mask(values, response_mask, weighting.rho)
+    return advantages, returns
+
+
+@core_algos.register_policy_loss(POLICY_LOSS)
+def compute_policy_loss_divergence_weighted(
+    old_log_prob: torch.Tensor,
+    log_prob: torch.Tensor,
+    advantages: torch.Tensor,
+    response_mask: torch.Tensor,
+    loss_agg_mode: str = "token-mean",
+    config: Any = None,
+    rollout_is_weights: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, dict[str, Any]]:
+    """verl's vanilla clipped loss with A~ = w(D) * A, D = k3 KL(pi_old || pi_theta) per token, detached."""
+    weighting = active_weighting()
+    divergence = k3_kl(old_log_prob, log_prob).detach()
+    weights = divergence_weights(divergence, weighting.scale, weighting.alpha)
+    loss, metrics = core_algos.compute_policy_loss_vanilla(
+        old_log_prob, log_prob, advantages * weights, response_mask, loss_agg_mode, config, rollout_is_weights
+    )
+    valid = response_mask.bool()
+    metrics["sparse_rlvr/loss_weight_mean"] = weights[valid].mean().item() if valid.any() else 1.0
+    return loss, metrics
+
+
+def _takes_kwargs(parameters: Any) -> bool:
+    return any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+
+
+def register_algorithms() -> dict[str, str]:
+    """Importing this module registered both; report what is in verl's registries."""
+    assert core_algos.get_adv_estimator_fn(ESTIMATOR) is compute_divergence_weighted_advantage
+    assert core_algos.get_policy_loss_fn(POLICY_LOSS) is compute_policy_loss_divergence_weighted
+    return {ESTIMATOR: "adv_estimator", f"{POLICY_LOSS} (loss)": "policy_loss"}

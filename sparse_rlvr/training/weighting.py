@@ -1,0 +1,79 @@
+"""Divergence weighting and token selection: pure tensor functions (paper section 4; "80/20" masks).
+
+Notation: D [B, T] per-token divergence, A [B, T] advantages, mask [B, T] response mask.
+    w = 1 + s * (sigmoid(alpha * D) - 1/2),  detached, in [1 - s/2, 1 + s/2]
+alpha > 0 boosts high-divergence tokens, alpha < 0 boosts low-divergence tokens; s = 0 is plain GRPO.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+SOURCES = ("js", "kl_ref", "kl_ref_reverse")
+MASKS = ("none", "divergence", "entropy")
+
+
+@dataclass(frozen=True)
+class WeightingConfig:
+    """Options of divergence-weighted advantages (`algorithm.adv_estimator=divergence_weighted`)."""
+
+    scale: float = 0.0
+    """s: weights lie in [1 - s/2, 1 + s/2]; 0 disables weighting. Must be in [0, 2] so w >= 0."""
+    alpha: float = 1.0
+    """Sigmoid slope: > 0 boosts high-divergence tokens ("high-KL boost"), < 0 low-divergence ones."""
+    source: str = "js"
+    """D: js = JS(base, policy) from the exact pass; kl_ref = KL(policy || base); kl_ref_reverse = KL(base || policy)."""
+    estimator: str = "grpo"
+    """The registered outcome estimator whose advantages are weighted (grpo, rloo, ...)."""
+    mask: str = "none"
+    """Train only on the top-rho tokens of the batch by divergence, or by entropy ("80/20" forking tokens)."""
+    rho: float = 0.2
+    """Fraction of response tokens kept by a mask."""
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.scale <= 2:
+            raise ValueError(f"sparse_rlvr.scale must be in [0, 2] (weights in [1 - s/2, 1 + s/2] stay >= 0), got {self.scale}")
+        if self.source not in SOURCES:
+            raise ValueError(f"sparse_rlvr.source must be one of {', '.join(SOURCES)}, got {self.source!r}")
+        if self.mask not in MASKS:
+            raise ValueError(f"sparse_rlvr.mask must be one of {', '.join(MASKS)}, got {self.mask!r}")
+        if not 0 < self.rho <= 1:
+            raise ValueError(f"sparse_rlvr.rho must be in (0, 1], got {self.rho}")
+
+    @classmethod
+    def from_mapping(cls, values: object | None) -> WeightingConfig:
+        """From a dict/DictConfig section (unknown keys are an error naming the valid ones)."""
+        if values is None:
+            return cls()
+        data = dict(values.items()) if hasattr(values, "items") else dict(values)
+        unknown = set(data) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"unknown sparse_rlvr option(s) {sorted(unknown)}; valid: {sorted(cls.__dataclass_fields__)}")
+        return cls(**data)
+
+
+def divergence_weights(divergence: torch.Tensor, scale: float, alpha: float) -> torch.Tensor:
+    """w = 1 + s * (sigmoid(alpha * D) - 1/2), detached (the weight is a constant in the gradient)."""
+    return (1.0 + scale * (torch.sigmoid(alpha * divergence.detach().float()) - 0.5)).to(divergence.dtype)
+
+
+def top_fraction_mask(values: torch.Tensor, response_mask: torch.Tensor, rho: float) -> torch.Tensor:
+    """[B, T] bool: the response tokens whose value is among the top `rho` fraction of the batch's.
+
+    Ties at the cut-off are all kept; padding never is.
+    """
+    valid = response_mask.bool()
+    count = int(valid.sum())
+    if count == 0:
+        return valid
+    keep = max(1, int(round(rho * count)))
+    cutoff = values[valid].float().topk(keep).values[-1]
+    return valid & (values.float() >= cutoff)
+
+
+def k3_kl(old_log_prob: torch.Tensor, log_prob: torch.Tensor) -> torch.Tensor:
+    """Per-token KL(pi_old || pi_theta), k3 estimate on tokens sampled from pi_old: r - 1 - log r, r = pi_theta / pi_old."""
+    log_ratio = (log_prob - old_log_prob).clamp(-20.0, 20.0)
+    return torch.expm1(log_ratio) - log_ratio

@@ -1,0 +1,35 @@
+"""Token-shift monitor scalars against numpy computed by hand."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from sparse_rlvr.training.monitor_metrics import token_shift_metrics
+
+
+def test_scalars_match_numpy_over_response_tokens_only():
+    g = torch.Generator().manual_seed(0)
+    js = torch.rand(4, 10, generator=g) ** 4 * 0.69
+    mask = (torch.arange(10) < torch.tensor([[10], [6], [3], [8]])).float()
+    js_padded = js.clone()
+    js_padded[mask == 0] = 100.0  # padding must never count
+    entropy = torch.rand(4, 10, generator=g) * 3
+    weights = 1 + 0.5 * (torch.sigmoid(3 * js) - 0.5)
+    m = token_shift_metrics(js_padded, mask, base_entropy=entropy, top1_agree=js < 0.05,
+                            policy_top1_rank_in_base=torch.randint(1, 6, (4, 10), generator=g), weights=weights)
+    values = js[mask.bool()].double().numpy()
+    assert np.isclose(m["token_shift/js_mean"], values.mean()) and np.isclose(m["token_shift/js_max"], values.max())
+    for p in (50, 90, 95, 99):
+        assert np.isclose(m[f"token_shift/js_p{p}"], np.percentile(values, p))
+    assert np.isclose(m["token_shift/frac_js_above_0.1"], (values > 0.1).mean())
+    assert np.isclose(m["token_shift/frac_js_below_0.001"], (values < 1e-3).mean())
+    assert np.isclose(m["token_shift/top1_agreement"], (values < 0.05).mean())
+    assert m["token_shift/weight_min"] >= 1.0 and m["token_shift/weight_max"] <= 1.25
+    first_bin = [js[r, : int(np.ceil(n / 5))].tolist() for r, n in enumerate(mask.sum(-1).tolist())]  # i / n < 1/5
+    assert np.isclose(m["token_shift/js_mean_pos_0of5"], np.mean([v for row in first_bin for v in row]))
+    assert sum(1 for k in m if k.startswith("token_shift/js_mean_base_entropy")) >= 3
+
+
+def test_empty_batch_gives_no_metrics():
+    assert token_shift_metrics(torch.zeros(2, 3), torch.zeros(2, 3)) == {}
