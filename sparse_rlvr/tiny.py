@@ -87,16 +87,16 @@ def tiny_model(seed: int = 0, vocab_size: int | None = None, **config_kwargs) ->
 
 
 def tiny_pair(
-    seed: int = 0, shift: float = 0.2
+    seed: int = 0, shift: float = 0.2, **config_kwargs
 ) -> tuple[Qwen2ForCausalLM, Qwen2ForCausalLM, PreTrainedTokenizerFast]:
     """(base, policy, tokenizer): same tokenizer and architecture, different weights.
 
     The policy is the base with seeded Gaussian noise of scale `shift` added to its final norm
     and last MLP, so the two next-token distributions differ a little everywhere; `shift=0`
-    gives identical weights.
+    gives identical weights. `config_kwargs` go to tiny_config (e.g. max_position_embeddings).
     """
     tokenizer = tiny_tokenizer()
-    base = tiny_model(seed, len(tokenizer))
+    base = tiny_model(seed, len(tokenizer), **config_kwargs)
     policy = copy.deepcopy(base)
     generator = torch.Generator().manual_seed(seed + 1)
     with torch.no_grad():
