@@ -66,3 +66,14 @@ def token_list(value: Any) -> list[int]:
     if isinstance(value, str):
         value = json.loads(value)
     return [int(v) for v in value]
+
+
+def plain(value: Any) -> Any:
+    """Parquet gives chat lists and id lists as numpy arrays: make them plain Python."""
+    if hasattr(value, "tolist") and not isinstance(value, (str, bytes)):
+        value = value.tolist()
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    return value

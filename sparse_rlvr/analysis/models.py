@@ -55,3 +55,16 @@ def check_same_tokenizer(base: Any, policy: Any, base_name: str, policy_name: st
 def context_length(model: Any) -> int:
     """The longest sequence the model was configured for."""
     return int(getattr(model.config, "max_position_embeddings", 1 << 30))
+
+
+class TokenTexts:
+    """Token id -> text, decoding each distinct id once (tokenizer.decode is slow per call)."""
+
+    def __init__(self, tokenizer: Any) -> None:
+        self.tokenizer = tokenizer
+        self.cache: dict[int, str] = {}
+
+    def __call__(self, ids: list[int]) -> list[str]:
+        for token in set(ids) - self.cache.keys():
+            self.cache[token] = self.tokenizer.decode([token])
+        return [self.cache[t] for t in ids]

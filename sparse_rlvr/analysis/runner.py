@@ -7,10 +7,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 
 from sparse_rlvr.analysis.config import ShiftConfig
-from sparse_rlvr.analysis.data import read_table, require_column
+from sparse_rlvr.analysis.data import plain, read_table, require_column
 from sparse_rlvr.analysis.models import check_same_tokenizer, load_tokenizer
 from sparse_rlvr.analysis.store import (
     check_or_write_config, is_done, policy_dir, read_counts, read_tokens, write_shard,
@@ -33,8 +32,8 @@ def plan_shards(config: ShiftConfig) -> list[Shard]:
             require_column(table, config.response_column, config.data,
                            "--response-column, or sample responses with --sequences policy --generate N")
     rows = [
-        {"row": i, "prompt": _plain(table[config.prompt_column].iat[i]),
-         "response": _plain(table[config.response_column].iat[i]) if config.sequences == "file" else None}
+        {"row": i, "prompt": plain(table[config.prompt_column].iat[i]),
+         "response": plain(table[config.response_column].iat[i]) if config.sequences == "file" else None}
         for i in range(len(table))
     ]
     return [Shard(index=k, rows=rows[start : start + config.shard_size])
@@ -81,12 +80,3 @@ def _execute(config: ShiftConfig, policy: str, todo: list[Shard], show_progress:
         for result in map_shards(ShiftWorker, (config, policy), todo, config.workers):
             progress.advance(task)
             yield result
-
-
-def _plain(value: Any) -> Any:
-    """Parquet gives chat lists and id lists as numpy arrays: make them plain Python."""
-    if isinstance(value, np.ndarray):
-        return [_plain(v) for v in value.tolist()]
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    return value

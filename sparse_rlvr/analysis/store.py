@@ -19,23 +19,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sparse_rlvr.analysis.config import ShiftConfig
+from sparse_rlvr.run_files import atomic_write, check_or_write_fingerprint
 
 
 def check_or_write_config(config: ShiftConfig) -> None:
     """Refuse to resume into a directory made with different settings."""
-    path = config.out_dir / "config.json"
-    fingerprint = config.fingerprint()
-    if path.exists():
-        previous = json.loads(path.read_text())
-        if previous != fingerprint:
-            changed = sorted(k for k in set(previous) | set(fingerprint) if previous.get(k) != fingerprint.get(k))
-            raise ValueError(
-                f"{config.out_dir} holds a run with different settings ({', '.join(changed)}); "
-                "use another --out, or delete the directory to start over"
-            )
-        return
-    config.out_dir.mkdir(parents=True, exist_ok=True)
-    _atomic_write(path, json.dumps(fingerprint, indent=2).encode())
+    check_or_write_fingerprint(config.out_dir, config.fingerprint())
 
 
 def policy_dir(config: ShiftConfig, policy_index: int) -> Path:
@@ -56,7 +45,7 @@ def write_shard(directory: Path, index: int, tokens: pa.Table, counts: dict[str,
     """Write counts, then the parquet file (its appearance marks the shard finished)."""
     path = shard_path(directory, index)
     path.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_write(path.with_suffix(".json"), json.dumps(counts).encode())
+    atomic_write(path.with_suffix(".json"), json.dumps(counts).encode())
     temporary = path.with_suffix(".parquet.partial")
     pq.write_table(tokens, temporary, compression="zstd")
     os.replace(temporary, path)
@@ -77,9 +66,3 @@ def read_counts(directory: Path) -> dict[str, int]:
         for key, value in json.loads(path.with_suffix(".json").read_text()).items():
             total[key] = total.get(key, 0) + value
     return total
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    temporary = path.with_name(path.name + ".partial")
-    temporary.write_bytes(data)
-    os.replace(temporary, path)

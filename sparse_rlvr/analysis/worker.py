@@ -15,7 +15,7 @@ import torch
 
 from sparse_rlvr.analysis.config import LOGITS_BUDGET_BYTES, ShiftConfig
 from sparse_rlvr.analysis.data import Sequence, prompt_ids, token_list
-from sparse_rlvr.analysis.models import context_length, load_model, load_tokenizer, pick_device, torch_dtype
+from sparse_rlvr.analysis.models import TokenTexts, context_length, load_model, load_tokenizer, pick_device, torch_dtype
 from sparse_rlvr.analysis.teacher_force import compare_sequences
 
 
@@ -45,6 +45,7 @@ class ShiftWorker:
         self.tokenizer = load_tokenizer(config.base)
         self.base = load_model(config.base, dtype, self.device)
         self.policy = load_model(policy, dtype, self.device)
+        self.token_texts = TokenTexts(self.tokenizer)
         self.max_length = config.max_length or context_length(self.base)
         self.token_chunk = config.token_chunk or max(1, LOGITS_BUDGET_BYTES // (4 * len(self.tokenizer)))
         pad = self.tokenizer.pad_token_id
@@ -58,18 +59,10 @@ class ShiftWorker:
             token_chunk=self.token_chunk, top_k=self.config.top_k, candidates=self.config.candidates,
             batch_size=self.config.batch_size,
         ))
-        table = table.add_column(5, "token", pa.array(self._token_texts(table["token_id"].to_numpy()), pa.string()))
+        table = table.add_column(5, "token", pa.array(self.token_texts(table["token_id"].to_pylist()), pa.string()))
         counts["sequences"] = len(sequences)
         counts["tokens"] = table.num_rows
         return ShardResult(shard.index, table, counts)
-
-    def _token_texts(self, ids: np.ndarray) -> list[str]:
-        """Each token's text, decoding every distinct id once per worker (decode is slow per call)."""
-        cache = self.__dict__.setdefault("_texts", {})
-        for token in np.unique(ids).tolist():
-            if token not in cache:
-                cache[token] = self.tokenizer.decode([token])
-        return [cache[t] for t in ids.tolist()]
 
     def _sequences(self, shard: Shard) -> tuple[list[Sequence], dict[str, int]]:
         counts = {"empty": 0, "truncated": 0, "prompt_too_long": 0}
