@@ -1,0 +1,118 @@
+"""Labelled grading cases: (category, response, gold, expected reason).
+
+Expected reason is "correct", "wrong", "no_answer" or "truncated". Used by the tests and by
+``benchmarks/verifier.py`` (positives = "correct").
+"""
+
+from __future__ import annotations
+
+B = "The work is done. So the answer is \\boxed{%s}."
+A = "Let me compute step by step.\nAnswer: %s"
+
+
+def _pairs(category: str, template: str, rows: list[tuple[str, str, str]]) -> list[tuple[str, str, str, str]]:
+    return [(category, template % pred, gold, reason) for pred, gold, reason in rows]
+
+
+EQUAL_FORMS = [
+    ("\\frac{1}{2}", "0.5", "correct"), ("0.5", "\\frac{1}{2}", "correct"), ("\\dfrac{3}{4}", "\\frac34", "correct"),
+    ("\\tfrac{2}{3}", "\\frac{2}{3}", "correct"), ("1/2", "\\frac{1}{2}", "correct"), ("2/4", "\\frac{1}{2}", "correct"),
+    ("0.142857", "\\frac{1}{7}", "wrong"), ("0.333", "\\frac{1}{3}", "wrong"), ("0.\\overline{3}", "\\frac{1}{3}", "correct"),
+    ("0.1\\overline{6}", "\\frac{1}{6}", "correct"), ("1,000", "1000", "correct"), ("1000", "1{,}000", "correct"),
+    ("12.50", "12.5", "correct"), ("\\sqrt{8}", "2\\sqrt{2}", "correct"), ("\\frac{\\sqrt{3}}{3}", "\\frac{1}{\\sqrt{3}}", "correct"),
+    ("4.1231", "\\sqrt{17}", "wrong"), ("3.14", "\\pi", "wrong"), ("\\frac{\\pi}{2}", "pi/2", "correct"),
+    ("2", "\\frac{4}{2}", "correct"), ("7", "8", "wrong"), ("\\frac{1}{2004!}", "\\frac{1}{2006!}", "wrong"),
+    ("10^{3}", "1000", "correct"), ("2^{10}", "1024", "correct"), ("1023", "2^{10}", "wrong"), ("\\frac{5}{2}", "2.5", "correct"),
+    ("x = 5", "5", "correct"), ("50\\%", "50", "correct"), ("50\\%", "0.5", "correct"), ("25", "25\\%", "correct"),
+    ("40\\%", "0.5", "wrong"),
+]
+EXPRESSIONS = [
+    ("x^2+2x", "x(x+2)", "correct"), ("-1+e^{16}", "e^{16}-1", "correct"), ("(x+1)^2", "x^2+2x+1", "correct"),
+    ("2\\sin x \\cos x", "\\sin 2x", "correct"), ("x^2-1", "(x-1)(x+1)", "correct"), ("x^2+1", "(x+1)^2", "wrong"),
+    ("3\\sqrt{2}", "\\sqrt{18}", "correct"), ("\\frac{a+b}{2}", "\\frac{b+a}{2}", "correct"), ("2a", "a+a", "correct"),
+    ("a^2", "2a", "wrong"), ("\\log_2 8", "3", "correct"), ("\\binom{5}{2}", "10", "correct"), ("5!", "120", "correct"),
+    ("6!", "120", "wrong"), ("2+3i", "3i+2", "correct"), ("2-3i", "2+3i", "wrong"), ("\\sqrt{2}+1", "1+\\sqrt{2}", "correct"),
+    ("\\frac{1}{x}", "x^{-1}", "correct"), ("e^{i\\pi}", "-1", "correct"), ("y=2x+1", "2x+1", "correct"),
+    ("\\frac{x}{2}", "0.5x", "correct"), ("4\\pi", "12.566", "wrong"),
+]
+INTERVALS_SETS = [
+    ("x > 2", "(2, \\infty)", "correct"), ("x \\ge 2", "[2, \\infty)", "correct"), ("x \\ge 2", "(2, \\infty)", "wrong"),
+    ("-1 \\le x < 3", "[-1, 3)", "correct"), ("(-\\infty, 5]", "x \\le 5", "correct"), ("[0,1]", "[0,1]", "correct"),
+    ("[0,1)", "[0,1]", "wrong"), ("(-\\infty,-1)\\cup(1,\\infty)", "(-\\infty,-1)\\cup(1,\\infty)", "correct"),
+    ("1, 2", "\\{1, 2\\}", "correct"), ("\\{2, 1\\}", "1, 2", "correct"), ("2, 1", "1,2", "correct"),
+    ("1, 2, 3", "1, 2", "wrong"), ("1728", "1331 \\text{ and } 1728", "wrong"), ("1331 and 1728", "1331, 1728", "correct"),
+    ("3, -3", "\\pm 3", "correct"), ("x=2 \\text{ or } x=3", "2, 3", "correct"), ("(1,2)", "(1,2)", "correct"),
+    ("(2,1)", "(1,2)", "wrong"), ("\\frac{1}{2}, \\frac{1}{3}", "0.5, \\frac{1}{3}", "correct"), ("1, 4", "1, 2", "wrong"),
+]
+UNITS = [
+    ("30^\\circ", "30", "correct"), ("30^{\\circ}", "30", "correct"), ("30°", "30", "correct"), ("30 degrees", "30", "correct"),
+    ("5 \\text{ cm}", "5", "correct"), ("5\\text{cm}^2", "5", "correct"), ("\\$12.50", "12.5", "correct"), ("12 dollars", "12", "correct"),
+    ("45^\\circ", "30", "wrong"), ("6 \\text{ cm}", "5", "wrong"), ("100 \\text{ meters}", "100", "correct"), ("3 hours", "3", "correct"),
+    ("90", "90^\\circ", "correct"), ("7 \\text{ units}", "7", "correct"), ("15\\text{ inches}", "15", "correct"),
+]
+NEGATIVES = [
+    ("-5", "-5", "correct"), ("−5", "-5", "correct"), ("- 5", "-5", "correct"), ("5", "-5", "wrong"), ("-5", "5", "wrong"),
+    ("-\\frac{1}{2}", "-0.5", "correct"), ("\\frac{-1}{2}", "-\\frac{1}{2}", "correct"), ("-(3)", "-3", "correct"),
+    ("-\\sqrt{2}", "\\sqrt{2}", "wrong"), ("-0", "0", "correct"), ("-12", "-\\frac{24}{2}", "correct"), ("-2.5", "-\\frac{5}{2}", "correct"),
+]
+CHOICES = [
+    ("(C)", "C", "correct"), ("\\text{(C)}", "C", "correct"), ("\\textbf{(C)}", "C", "correct"), ("C", "C", "correct"),
+    ("\\text{C}", "C", "correct"), ("(B)", "C", "wrong"), ("\\textbf{(A)}", "C", "wrong"), ("C", "(C)", "correct"),
+    ("D", "\\text{(D)}", "correct"), ("E", "D", "wrong"),
+]
+OTHER = [  # (category, response, gold, reason)
+    ("choices", "So the answer is \"C\".\nAnswer: \"C\"", "C", "correct"),
+    ("choices", "Answer: (C) 12", "C", "wrong"),
+    ("markdown", "The final result:\n**Answer: 73**", "73", "correct"),
+    ("markdown", "Answer: **73**", "73", "correct"),
+    ("markdown", "Answer: $\\boxed{73}$", "73", "correct"),
+    ("markdown", "Answer: $\\frac{1}{2}$", "0.5", "correct"),
+    ("markdown", "Answer: \\(\\frac{1}{2}\\)", "\\frac{1}{2}", "correct"),
+    ("markdown", "**Final Answer:** 42", "42", "correct"),
+    ("markdown", "Answer: 42.", "42", "correct"),
+    ("markdown", "## Answer: 17", "17", "correct"),
+    ("last_answer", "First I thought \\boxed{3}. But wait, recheck: \\boxed{5}", "5", "correct"),
+    ("last_answer", "First I thought \\boxed{5}. But wait, recheck: \\boxed{3}", "5", "wrong"),
+    ("last_answer", "\\boxed{5} is wrong.\nAnswer: 3", "3", "correct"),
+    ("last_answer", "Answer: 3\nHmm, actually it is \\boxed{5}", "5", "correct"),
+    ("last_answer", "Answer: 5\nAnswer: 3", "3", "correct"),
+    ("last_answer", "<think>maybe \\boxed{4}</think>The answer is \\boxed{6}", "6", "correct"),
+    ("last_answer", "<think>the answer is \\boxed{6}</think>So I conclude nothing.", "6", "no_answer"),
+    ("last_answer", "<think>\\boxed{6}</think>Final: \\boxed{7}", "6", "wrong"),
+    ("last_answer", "\\boxed{\\frac{1}{2}} and \\boxed{\\frac{1}{3}}", "\\frac{1}{3}", "correct"),
+    ("last_answer", "\\boxed{\\frac{1}{\\sqrt{2}}}", "\\frac{\\sqrt{2}}{2}", "correct"),
+    ("last_answer", "\\boxed{\\left(1, \\frac{\\pi}{2}\\right)}", "(1,\\frac{\\pi}{2})", "correct"),
+    ("last_answer", "\\fbox{12}", "12", "correct"),
+    ("last_answer", "Answer: 12\n\nDone.", "12", "correct"),
+    ("last_answer", "The answer is 12 but let me box \\boxed{13}", "12", "wrong"),
+    ("truncated", "So the answer is \\boxed{\\frac{1}{2", "\\frac{1}{2}", "truncated"),
+    ("truncated", "Thus \\boxed{", "5", "truncated"),
+    ("truncated", "\\boxed{3} and finally \\boxed{4", "3", "truncated"),
+    ("truncated", "Answer: $\\boxed{12$", "12", "truncated"),
+    ("truncated", "We get \\boxed{\\sqrt{2", "\\sqrt{2}", "truncated"),
+    ("no_answer", "The answer is 5.", "5", "no_answer"),
+    ("no_answer", "", "5", "no_answer"),
+    ("no_answer", "I think it's 42 but I'm not sure", "42", "no_answer"),
+    ("no_answer", "\\boxed{}", "5", "no_answer"),
+    ("no_answer", "Answer:", "5", "no_answer"),
+    ("no_answer", "Answer: **", "5", "no_answer"),
+    ("no_answer", "x = 5, so the final value is 5", "5", "no_answer"),
+    ("no_answer", "Let me think... 1/2 maybe", "\\frac{1}{2}", "no_answer"),
+    ("no_answer", "<think>\\boxed{5}</think>", "5", "no_answer"),
+    ("gold_forms", "\\boxed{5}", "\\boxed{5}", "correct"),
+    ("gold_forms", "\\boxed{5}", "$5$", "correct"),
+    ("gold_forms", "\\boxed{\\frac12}", "\\frac{1}{2}", "correct"),
+    ("gold_forms", "\\boxed{0.5}", "1/2", "correct"),
+    ("gold_forms", "\\boxed{10}", "10.0", "correct"),
+    ("gold_forms", "\\boxed{1.5}", "\\frac{3}{2}", "correct"),
+]
+
+CASES: list[tuple[str, str, str, str]] = (
+    _pairs("equal_forms", B, EQUAL_FORMS[:15]) + _pairs("equal_forms", A, EQUAL_FORMS[15:])
+    + _pairs("expressions", B, EXPRESSIONS)
+    + _pairs("intervals_sets", B, INTERVALS_SETS)
+    + _pairs("units", B, UNITS[:8]) + _pairs("units", A, UNITS[8:])
+    + _pairs("negatives", B, NEGATIVES[:6]) + _pairs("negatives", A, NEGATIVES[6:])
+    + _pairs("choices", B, CHOICES)
+    + OTHER
+)
