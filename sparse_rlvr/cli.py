@@ -24,10 +24,12 @@ def _root() -> None:
 from sparse_rlvr.divergence.cli import demo  # noqa: E402
 
 from sparse_rlvr.analysis.cli import shift  # noqa: E402
+from sparse_rlvr.interventions.cli import cross_sample  # noqa: E402
 from sparse_rlvr.rewards.cli import grade  # noqa: E402
 
 app.command("demo")(demo)
 app.command("shift")(shift)
+app.command("cross-sample")(cross_sample)
 app.command("grade")(grade)
 
 if __name__ == "__main__":
