@@ -26,11 +26,14 @@ from sparse_rlvr.divergence.cli import demo  # noqa: E402
 from sparse_rlvr.analysis.cli import shift  # noqa: E402
 from sparse_rlvr.interventions.cli import cross_sample  # noqa: E402
 from sparse_rlvr.rewards.cli import grade  # noqa: E402
+from sparse_rlvr.training.cli import make_tiny, train  # noqa: E402
 
 app.command("demo")(demo)
 app.command("shift")(shift)
 app.command("cross-sample")(cross_sample)
 app.command("grade")(grade)
+app.command("make-tiny")(make_tiny)
+app.command("train")(train)
 
 if __name__ == "__main__":
     app()

@@ -20,8 +20,9 @@ def _registrations() -> list[Callable[[], dict[str, str]]]:
     """Each entry registers one group of components and returns {name: registry}."""
     from sparse_rlvr.rewards.verl_reward_manager import register_reward_manager
     from sparse_rlvr.training.algorithms import register_algorithms
+    from sparse_rlvr.training.registration import register_training_components
 
-    return [register_reward_manager, register_algorithms]
+    return [register_reward_manager, register_algorithms, register_training_components]
 
 
 def load() -> dict[str, str]:

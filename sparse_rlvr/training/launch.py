@@ -1,0 +1,95 @@
+"""Launch a sparse_rlvr recipe through verl's own ``main_ppo`` path (``run_ppo`` + ``TaskRunnerV1``).
+
+Commands::
+
+    python -m sparse_rlvr.training.launch make-tiny OUT_DIR
+    python -m sparse_rlvr.training.launch train --config-name grpo_tiny_cpu [hydra overrides...]
+
+``train`` composes ``recipes/<name>.yaml`` (which extends verl's ``ppo_trainer``), and does what
+verl's ``main_ppo.main`` does (``auto_set_device``, ``validate_config``, ``run_ppo``) after two
+steps of ours:
+
+1. if the recipe asks for CPU (``trainer.device: cpu``) it sets ``SPARSE_RLVR_DEVICE=cpu`` in
+   this process *before* importing verl, so the driver resolves the CPU platform too (Ray
+   workers get it from the recipe's ``ray_kwargs.ray_init.runtime_env.env_vars``);
+2. ``check_cpu_config`` rejects GPU-only options on CPU with a clear message instead of a hang.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+RECIPES_DIR = Path(__file__).resolve().parents[2] / "recipes"
+GPU_ONLY_ROLLOUTS = {"vllm", "sglang", "trtllm"}
+
+
+def compose(config_name: str, overrides: list[str], config_dir: Path = RECIPES_DIR):
+    """The recipe's full verl config (Hydra compose, like ``main_ppo`` would build it)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(config_dir), version_base=None):
+        return hydra_compose(config_name=config_name, overrides=overrides)
+
+
+def check_cpu_config(config) -> None:
+    """Raise ValueError naming the option when a CPU run is configured with a GPU-only setting."""
+    problems = []
+    rollout = config.actor_rollout_ref.rollout
+    if rollout.name in GPU_ONLY_ROLLOUTS:
+        problems.append(f"actor_rollout_ref.rollout.name={rollout.name} needs a GPU: use 'hf'")
+    for role in ("actor", "ref"):
+        strategy = config.actor_rollout_ref[role].strategy
+        if strategy not in ("fsdp2",):
+            problems.append(f"actor_rollout_ref.{role}.strategy={strategy}: only fsdp2 runs on CPU")
+    env_vars = config.ray_kwargs.ray_init.get("runtime_env", {}).get("env_vars", {}) or {}
+    if env_vars.get("SPARSE_RLVR_DEVICE") != "cpu":
+        problems.append("ray_kwargs.ray_init.runtime_env.env_vars.SPARSE_RLVR_DEVICE must be 'cpu' so Ray workers load the CPU platform")
+    if not config.ray_kwargs.ray_init.get("num_gpus"):
+        problems.append("ray_kwargs.ray_init.num_gpus must be >= trainer.n_gpus_per_node (fake GPUs are worker slots on CPU)")
+    if problems:
+        raise ValueError("GPU-only settings in a CPU run:\n  " + "\n  ".join(problems))
+
+
+def train(config_name: str, overrides: list[str]) -> None:
+    """Run verl's trainer on the recipe; CPU recipes get the CPU platform in every process."""
+    config = compose(config_name, overrides)
+    if config.trainer.device == "cpu":
+        check_cpu_config(config)
+        os.environ["SPARSE_RLVR_DEVICE"] = "cpu"
+        os.environ.setdefault("VERL_USE_EXTERNAL_MODULES", "sparse_rlvr.training.registration")
+    from sparse_rlvr.training.registration import register_training_components
+
+    register_training_components()  # before verl's config checks read the platform
+    from verl.trainer.main_ppo import TaskRunnerV1, run_ppo
+    from verl.trainer.ppo.utils import need_critic, need_reference_policy
+    from verl.utils.config import validate_config
+    from verl.utils.device import auto_set_device
+
+    auto_set_device(config)
+    validate_config(config=config, use_reference_policy=need_reference_policy(config), use_critic=need_critic(config))
+    run_ppo(config, task_runner_class=TaskRunnerV1)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m sparse_rlvr.training.launch", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    tiny = commands.add_parser("make-tiny", help="write a tiny model/tokenizer dir and a math parquet dataset")
+    tiny.add_argument("out_dir")
+    run = commands.add_parser("train", help="run a recipe from recipes/ through verl's trainer")
+    run.add_argument("--config-name", required=True)
+    run.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. trainer.total_training_steps=5")
+    args = parser.parse_args(argv)
+    if args.command == "make-tiny":
+        from sparse_rlvr.training.tiny_assets import make_tiny_assets
+
+        print(make_tiny_assets(args.out_dir))
+    else:
+        train(args.config_name, args.overrides)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
