@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import torch
+from _memory import reset_peak, rss_kib
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -49,12 +50,6 @@ def straightforward_js(base: torch.Tensor, policy: torch.Tensor) -> torch.Tensor
     return 0.5 * (kl_pm + kl_qm)
 
 
-def _rss_kib(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise RuntimeError(f"{field} not in /proc/self/status")
-
 
 def measure(method: str, n: int, vocab: int, device: str, chunk_size: int | None) -> dict:
     """Run one method once (after a small warm-up) and return its throughput and peak memory."""
@@ -71,14 +66,14 @@ def measure(method: str, n: int, vocab: int, device: str, chunk_size: int | None
         torch.cuda.reset_peak_memory_stats()
         before = torch.cuda.memory_allocated()
     else:
-        Path("/proc/self/clear_refs").write_text("5")  # reset the peak-RSS counter (Linux)
-        before = _rss_kib("VmRSS") * 1024
+        reset_peak()
+        before = rss_kib("VmRSS") * 1024
     start = time.perf_counter()
     js = run(base, policy)
     if device == "cuda":
         torch.cuda.synchronize()
     seconds = time.perf_counter() - start
-    peak = torch.cuda.max_memory_allocated() if device == "cuda" else _rss_kib("VmHWM") * 1024
+    peak = torch.cuda.max_memory_allocated() if device == "cuda" else rss_kib("VmHWM") * 1024
     return {"method": method, "seconds": seconds, "tokens_per_s": n / seconds,
             "peak_extra_mib": (peak - before) / 2**20, "js_mean": float(js.double().mean())}
 

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import torch
+from _memory import reset_peak, rss_kib
 
 from sparse_rlvr.analysis.config import LOGITS_BUDGET_BYTES, ShiftConfig
 from sparse_rlvr.analysis.data import Sequence
@@ -25,22 +26,15 @@ from sparse_rlvr.analysis.runner import plan_shards
 from sparse_rlvr.analysis.store import write_shard
 from sparse_rlvr.analysis.teacher_force import compare_sequences
 from sparse_rlvr.analysis.worker import ShiftWorker
-from sparse_rlvr.tiny import PADDED_ROWS, tiny_model, tiny_pair
+from sparse_rlvr.tiny import PADDED_ROWS, save_checkpoint, tiny_model, tiny_pair
 
-
-def _rss_kib(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise RuntimeError(field)
 
 
 def throughput(root: Path, rows: int = 128, repeats: int = 3) -> dict:
     """End-to-end shard pipeline vs the two forwards alone, best of `repeats`."""
     base, policy, tokenizer = tiny_pair()
     for name, model in (("base", base), ("policy", policy)):
-        model.save_pretrained(root / name)
-        tokenizer.save_pretrained(root / name)
+        save_checkpoint(model, tokenizer, root / name)
     data = root / "data.jsonl"
     data.write_text("\n".join(json.dumps({
         "prompt": f"Compute {i} * 17 + {i % 9}.",
@@ -90,12 +84,12 @@ def long_response_memory(length: int = 4096, vocab: int = 151_936) -> dict:
     sequence = Sequence(0, ids[:8], ids[8:])
     kwargs = dict(pad_id=0, vocab_size=vocab - PADDED_ROWS, token_chunk=LOGITS_BUDGET_BYTES // (4 * vocab), top_k=10, candidates=5)
     compare_sequences(base, policy, [Sequence(0, ids[:8], ids[8:40])], **kwargs)  # warm-up
-    Path("/proc/self/clear_refs").write_text("5")
-    before = _rss_kib("VmRSS")
+    reset_peak()
+    before = rss_kib("VmRSS")
     start = time.perf_counter()
     columns = compare_sequences(base, policy, [sequence], **kwargs)
     seconds = time.perf_counter() - start
-    peak_growth = (_rss_kib("VmHWM") - before) / 1024
+    peak_growth = (rss_kib("VmHWM") - before) / 1024
     naive = 2 * length * vocab * 4 / 2**20
     return {"tokens": len(columns["js"]), "vocab": vocab, "seconds": seconds, "tokens_per_s": length / seconds,
             "peak_rss_growth_mib": peak_growth, "two_full_float32_logits_mib": naive,

@@ -107,10 +107,15 @@ def tiny_pair(
     return base, policy, tokenizer
 
 
-def save_tiny_model(out_dir: str | Path, seed: int = 0, **config_kwargs) -> Path:
-    """Write a tiny model and its tokenizer as a Hugging Face directory that from_pretrained loads."""
+def save_checkpoint(model: Qwen2ForCausalLM, tokenizer: PreTrainedTokenizerFast, out_dir: str | Path) -> Path:
+    """Write a model and its tokenizer as one Hugging Face directory that from_pretrained loads."""
     out = Path(out_dir)
-    tokenizer = tiny_tokenizer()
-    tiny_model(seed, len(tokenizer), **config_kwargs).save_pretrained(out)
+    model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     return out
+
+
+def save_tiny_model(out_dir: str | Path, seed: int = 0, **config_kwargs) -> Path:
+    """Write a tiny model and its tokenizer as a Hugging Face directory."""
+    tokenizer = tiny_tokenizer()
+    return save_checkpoint(tiny_model(seed, len(tokenizer), **config_kwargs), tokenizer, out_dir)

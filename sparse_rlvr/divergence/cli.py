@@ -23,14 +23,13 @@ def demo(
     from sparse_rlvr.analysis.config import ShiftConfig
     from sparse_rlvr.analysis.console import print_summary
     from sparse_rlvr.analysis.runner import run_shift
-    from sparse_rlvr.tiny import tiny_pair
+    from sparse_rlvr.tiny import save_checkpoint, tiny_pair
 
     console = Console()
     base, policy, tokenizer = tiny_pair(seed=seed, shift=shift)
     _print_token_table(console, base, policy, tokenizer, top)
     for name, model in (("base", base), ("policy", policy)):
-        model.save_pretrained(out / name)
-        tokenizer.save_pretrained(out / name)
+        save_checkpoint(model, tokenizer, out / name)
     data = out / "responses.jsonl"
     data.write_text("".join(json.dumps({
         "prompt": f"Compute {a}*{b}+{c}.",

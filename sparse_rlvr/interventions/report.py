@@ -22,12 +22,12 @@ def accuracy_plot(table: list[dict[str, Any]], direction: str) -> bytes:
     for name, style, label in (("primary-only", "--", "primary only"), ("intervening-only", ":", "intervening only")):
         if name in by_name:
             ax.axhline(by_name[name]["accuracy"], ls=style, color="gray", label=label)
-    for kind, marker, label in (("random", "x", "random control"), (None, "o", "rule")):
-        rows = [r for r in table if r["matched"] is None and r["rule"] not in ("never",) and r["setting"] != "intervening-only"] \
-            if kind is None else [r for r in table if r["rule"] == "random"]
+    budgets = [r for r in table if r["setting"] not in ("primary-only", "intervening-only") and r["rule"] != "random"]
+    controls = [r for r in table if r["rule"] == "random"]
+    for rows, marker, line, label in ((controls, "x", "none", "random control"), (budgets, "o", "-", "rule")):
         if rows:
             ax.errorbar([r["effective_pct_tokens"] for r in rows], [r["accuracy"] for r in rows],
-                        yerr=[r["ci95"] for r in rows], marker=marker, ls="-" if kind is None else "none", label=label, capsize=3)
+                        yerr=[r["ci95"] for r in rows], marker=marker, ls=line, label=label, capsize=3)
     ax.set(xlabel="effective % of tokens swapped", ylabel="accuracy mean@k (%)", title=f"Cross-sampling, {direction}")
     ax.legend(fontsize=8)
     buffer = io.BytesIO()

@@ -10,16 +10,14 @@ import pandas as pd
 import pytest
 import torch
 
-from sparse_rlvr.tiny import tiny_model, tiny_tokenizer
+from sparse_rlvr.tiny import save_checkpoint, tiny_model, tiny_tokenizer
 
 TRIGGER = "@"
 """The policy differs from the base only in this token's input embedding."""
 
 
 def save(model, tokenizer, path: Path) -> str:
-    model.save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return str(path)
+    return str(save_checkpoint(model, tokenizer, path))
 
 
 @pytest.fixture(scope="session")

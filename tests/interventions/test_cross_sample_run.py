@@ -13,7 +13,7 @@ import pytest
 
 from sparse_rlvr.interventions.config import CrossSampleConfig
 from sparse_rlvr.interventions.runner import read_records, run_cross_sample
-from sparse_rlvr.tiny import tiny_pair
+from sparse_rlvr.tiny import save_checkpoint, tiny_pair
 
 
 @pytest.fixture(scope="module")
@@ -21,8 +21,7 @@ def pair_dirs(tmp_path_factory):
     root = tmp_path_factory.mktemp("pair")
     base, policy, tokenizer = tiny_pair(shift=0.5)
     for name, model in (("base", base), ("policy", policy)):
-        model.save_pretrained(root / name)
-        tokenizer.save_pretrained(root / name)
+        save_checkpoint(model, tokenizer, root / name)
     rows = [{"data_source": "synthetic", "prompt": [{"role": "user", "content": f"What is {i} + {i}?"}],
              "ability": "math", "reward_model": {"style": "rule", "ground_truth": str(2 * i)},
              "extra_info": {"index": i}} for i in range(4)]
