@@ -7,7 +7,9 @@ WARNING anything it could not register, with the reason.
 
 from __future__ import annotations
 
+import importlib
 import logging
+import sys
 from collections.abc import Callable
 
 logger = logging.getLogger("sparse_rlvr.plugin")
@@ -16,27 +18,36 @@ REGISTERED: dict[str, str] = {}
 """What this process registered: component name -> verl registry, for tests and diagnostics."""
 
 
-def _registrations() -> list[Callable[[], dict[str, str]]]:
-    """Each entry registers one group of components and returns {name: registry}."""
-    from sparse_rlvr.rewards.verl_reward_manager import register_reward_manager
-    from sparse_rlvr.training.algorithms import register_algorithms
-    from sparse_rlvr.training.registration import register_training_components
+REGISTRATIONS = (
+    ("sparse_rlvr.rewards.verl_reward_manager", "register_reward_manager"),
+    ("sparse_rlvr.training.algorithms", "register_algorithms"),
+    ("sparse_rlvr.training.registration", "register_training_components"),
+)
+"""(module, function): each function registers one group of components and returns {name: registry}."""
 
-    return [register_reward_manager, register_algorithms, register_training_components]
+
+def _registration(module_name: str, function_name: str) -> Callable[[], dict[str, str]] | None:
+    """The registering function, or None when its module is the one whose import triggered `import verl`.
+
+    E.g. `import sparse_rlvr.training.algorithms` imports verl, which imports this plugin while that
+    module is half-initialised; its decorators register it when its own import finishes.
+    """
+    half_done = module_name in sys.modules and not hasattr(sys.modules[module_name], function_name)
+    if half_done:
+        logger.debug("sparse_rlvr: %s is still importing; it registers itself when done", module_name)
+        return None
+    return getattr(importlib.import_module(module_name), function_name)
 
 
 def load() -> dict[str, str]:
     """Register every component once per process; safe to call again."""
-    try:
-        registrations = _registrations()
-    except Exception as error:  # an import failure must be visible, not fatal to verl
-        logger.warning("sparse_rlvr: could not import its verl components: %r", error)
-        return {}
-    for register in registrations:
-        try:
-            REGISTERED.update(register())
+    for module_name, function_name in REGISTRATIONS:
+        try:  # an import or registration failure must be visible, not fatal to verl
+            register = _registration(module_name, function_name)
+            if register is not None:
+                REGISTERED.update(register())
         except Exception as error:
-            logger.warning("sparse_rlvr: could not register %s: %r", register.__name__, error)
+            logger.warning("sparse_rlvr: could not register %s.%s: %r", module_name, function_name, error)
     if REGISTERED:
         logger.info("sparse_rlvr registered in verl: %s", REGISTERED)
     return dict(REGISTERED)

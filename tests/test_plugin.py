@@ -31,3 +31,17 @@ def test_plugins_disabled_means_nothing_registered():
     out = subprocess.run([sys.executable, "-c", env_check], capture_output=True, text=True, check=True,
                          env={"VERL_USE_EXTERNAL_PLUGINS": "none", "PATH": "/usr/bin:/bin"}).stdout
     assert out.strip().endswith("False")
+
+
+def test_importing_our_algorithms_first_still_registers_everything():
+    """`import sparse_rlvr.training.algorithms` imports verl, whose plugin loader re-enters our package."""
+    check = (
+        "import sparse_rlvr.training.algorithms\n"
+        "from verl.trainer.ppo import core_algos\n"
+        "from sparse_rlvr.plugin import REGISTERED\n"
+        "core_algos.get_adv_estimator_fn('divergence_weighted')\n"
+        "print(sorted(REGISTERED))\n"
+    )
+    run = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, check=True)
+    assert "sparse_rlvr_math" in run.stdout and "'hf'" in run.stdout
+    assert "could not register" not in run.stderr, run.stderr[-2000:]
