@@ -8,7 +8,8 @@ With `sparse_rlvr.enable` on, the changes to verl's step are:
 - the advantage step hands the per-token divergence and entropy to the `divergence_weighted`
   estimator;
 - the metrics step adds `token_shift/` scalars, a JS histogram, heatmap tables and the optional
-  RL Logging Board dump.
+  RL Logging Board dump;
+- the actor update does not fetch the plugin's per-token fields from TransferQueue.
 With it off, every method is verl's.
 """
 
@@ -42,6 +43,8 @@ SOURCE_FIELD = {"js": "token_shift_js", "kl_ref": "token_shift_kl_policy_base", 
 """sparse_rlvr.weighting.source -> the per-token field it weights by."""
 RESPONSE_SUFFIX = "_response"
 """The single pass returns whole sequences; the trainer files the response part under key + this."""
+PLUGIN_FIELDS = frozenset({REF_LOG_PROBS, *SHIFT_FIELDS, *(name + RESPONSE_SUFFIX for name in SHIFT_FIELDS)})
+"""TransferQueue fields the plugin adds to a step; the actor update reads none of them."""
 
 
 class TokenShiftTrainer(PPOTrainerSync):
@@ -107,6 +110,21 @@ class TokenShiftTrainer(PPOTrainerSync):
             batch = super()._compute_advantage(batch, metrics)
         return batch
 
+    def _update_actor(self, batch: KVBatchMeta, metrics: dict) -> KVBatchMeta:
+        """verl's update, fetching every field of the step except the plugin's per-token ones.
+
+        verl's update reads all fields of the batch when none are named; the plugin's 13 per-token
+        float fields would roughly double what each actor rank pulls from TransferQueue.
+        """
+        if not self.plugin.enable:
+            return super()._update_actor(batch, metrics)
+        named = batch.fields
+        batch.fields = actor_update_fields(batch)
+        try:
+            return super()._update_actor(batch, metrics)
+        finally:
+            batch.fields = named
+
     # -- monitor --------------------------------------------------------------------------------
     def _compute_metrics(self, batch: KVBatchMeta, metrics: dict, timing_raw: dict, global_steps: int, epoch: int) -> None:
         super()._compute_metrics(batch, metrics, timing_raw, global_steps, epoch)
@@ -136,6 +154,14 @@ class TokenShiftTrainer(PPOTrainerSync):
         log_token_shift_media(getattr(self, "logger", None), global_steps, js_values, chosen, bins=monitor.histogram_bins)
         if monitor.logging_board_dir:
             write_logging_board_step(monitor.logging_board_dir, global_steps, samples)
+
+
+def actor_update_fields(batch: KVBatchMeta) -> list[str]:
+    """The batch's fields (those named, else all stored in TransferQueue) minus the plugin's."""
+    names = batch.fields
+    if names is None:
+        names = tq.get_client().kv_retrieve_meta(keys=batch.keys, partition_id=batch.partition_id).field_names
+    return [name for name in names if name not in PLUGIN_FIELDS]
 
 
 def _step_tensors(batch: KVBatchMeta, plugin: PluginConfig) -> dict[str, torch.Tensor]:
