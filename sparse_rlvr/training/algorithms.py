@@ -17,7 +17,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
+from verl.protocol import DataProto
 from verl.trainer.ppo import core_algos
 
 from sparse_rlvr.training.plugin_config import ESTIMATOR_NAME, WEIGHTING_ENV
@@ -44,6 +46,9 @@ class StepTokens:
 
     divergence: torch.Tensor | None = None
     entropy: torch.Tensor | None = None
+    batch_keys: list[str] | None = None
+    """verl V1's TransferQueue keys ("{uid}_{session}_{index}"): with them GRPO groups agent-loop
+    sessions the way verl's V1 trainer does (final output of each session, broadcast to the rest)."""
     weights: torch.Tensor | None = None
     """Set by the estimator: the weights w it applied (for the monitor)."""
 
@@ -89,14 +94,11 @@ def compute_divergence_weighted_advantage(
     for name, tensor in (("divergence", divergence), ("entropy", entropy)):
         if tensor is not None and tensor.shape != response_mask.shape:
             raise ValueError(f"{name} has shape {tuple(tensor.shape)}, the response mask {tuple(response_mask.shape)}: rows must align")
-    inner = core_algos.get_adv_estimator_fn(weighting.estimator)
-    inner_kwargs = dict(token_level_rewards=token_level_rewards, response_mask=response_mask, config=config, **kwargs)
-    if index is not None:
-        inner_kwargs["index"] = index
-    parameters = inspect.signature(inner).parameters
-    if "norm_adv_by_std_in_grpo" in parameters and config is not None:
-        inner_kwargs["norm_adv_by_std_in_grpo"] = config.get("norm_adv_by_std_in_grpo", True)
-    advantages, returns = inner(**{k: v for k, v in inner_kwargs.items() if k in parameters or _takes_kwargs(parameters)})
+    batch_keys = _STEP.batch_keys if _STEP is not None else None
+    if weighting.estimator == core_algos.AdvantageEstimator.GRPO.value and batch_keys is not None and index is not None:
+        advantages, returns = _grpo_over_sessions(token_level_rewards, response_mask, index, config, batch_keys)
+    else:
+        advantages, returns = _inner_advantages(weighting.estimator, token_level_rewards, response_mask, index, config, kwargs)
     needs_divergence = weighting.scale != 0 or weighting.mask == "divergence"
     if needs_divergence and divergence is None:
         raise ValueError(
@@ -136,6 +138,42 @@ def compute_policy_loss_divergence_weighted(
     valid = response_mask.bool()
     metrics["sparse_rlvr/loss_weight_mean"] = weights[valid].mean().item() if valid.any() else 1.0
     return loss, metrics
+
+
+def _inner_advantages(
+    name: str, token_level_rewards: torch.Tensor, response_mask: torch.Tensor, index: Any, config: Any, kwargs: dict
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The registered estimator `name`, called with the arguments its signature takes."""
+    inner = core_algos.get_adv_estimator_fn(name)
+    inner_kwargs = dict(token_level_rewards=token_level_rewards, response_mask=response_mask, config=config, **kwargs)
+    if index is not None:
+        inner_kwargs["index"] = index
+    parameters = inspect.signature(inner).parameters
+    if "norm_adv_by_std_in_grpo" in parameters and config is not None:
+        inner_kwargs["norm_adv_by_std_in_grpo"] = config.get("norm_adv_by_std_in_grpo", True)
+    return inner(**{k: v for k, v in inner_kwargs.items() if k in parameters or _takes_kwargs(parameters)})
+
+
+def _grpo_over_sessions(
+    token_level_rewards: torch.Tensor, response_mask: torch.Tensor, index: Any, config: Any, batch_keys: list[str]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """GRPO exactly as verl's V1 trainer computes it (its own function): per-session final outputs form
+    the groups, and each session's score goes to all its outputs. Single-turn: plain GRPO."""
+    # imported here: verl's v1 trainer modules load verl's plugins, which import this module
+    from verl.trainer.ppo.v1.utils import compute_advantage_for_multi_trajectories
+
+    if len(batch_keys) != len(response_mask):
+        raise ValueError(f"{len(batch_keys)} batch keys for {len(response_mask)} rows: rows must align")
+    data = DataProto.from_dict(
+        tensors={"token_level_rewards": token_level_rewards, "response_mask": response_mask},
+        non_tensors={"uid": np.asarray(index, dtype=object)},
+    )
+    norm_by_std = config.get("norm_adv_by_std_in_grpo", True) if config is not None else True
+    data = compute_advantage_for_multi_trajectories(
+        data, batch_keys=list(batch_keys), adv_estimator=core_algos.AdvantageEstimator.GRPO,
+        norm_adv_by_std_in_grpo=norm_by_std, config=config,
+    )
+    return data.batch["advantages"], data.batch["returns"]
 
 
 def _takes_kwargs(parameters: Any) -> bool:

@@ -105,7 +105,7 @@ class TokenShiftTrainer(PPOTrainerSync):
         fields = ["entropy", "response_mask"] + ([field] if self.plugin.enable else [])  # off: entropy mask only
         data = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=fields).to_padded_tensor()
         divergence = data[field].float() if self.plugin.enable else None
-        tokens = StepTokens(divergence=divergence, entropy=data["entropy"].float())
+        tokens = StepTokens(divergence=divergence, entropy=data["entropy"].float(), batch_keys=list(batch.keys))
         with step_tokens(tokens):
             batch = super()._compute_advantage(batch, metrics)
         return batch

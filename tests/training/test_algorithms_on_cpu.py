@@ -14,8 +14,8 @@ from verl.trainer.ppo.ray_trainer import compute_advantage
 from verl.workers.config.actor import FSDPActorConfig
 
 from sparse_rlvr.training.algorithms import (
-    ESTIMATOR, POLICY_LOSS, WEIGHTING_ENV, compute_divergence_weighted_advantage,
-    compute_policy_loss_divergence_weighted, register_algorithms,
+    ESTIMATOR, POLICY_LOSS, WEIGHTING_ENV, StepTokens, compute_divergence_weighted_advantage,
+    compute_policy_loss_divergence_weighted, register_algorithms, step_tokens,
 )
 from sparse_rlvr.training.weighting import WeightingConfig, divergence_weights, k3_kl, top_fraction_mask
 
@@ -54,6 +54,30 @@ def test_weighting_off_equals_verls_grpo_exactly(batch):
     data = DataProto.from_dict(tensors={"token_level_rewards": rewards, "response_mask": mask}, non_tensors={"uid": index})
     dispatched = compute_advantage(data, ESTIMATOR, config=algorithm_config())
     assert torch.equal(dispatched.batch["advantages"], expected.batch["advantages"])
+
+
+def test_agent_loop_sessions_group_like_verls_v1_trainer(batch):
+    """Keys "{uid}_{session}_{index}": GRPO over each session's final output, broadcast to the session."""
+    from verl.trainer.ppo.v1.utils import compute_advantage_for_multi_trajectories
+
+    rewards, mask, index, divergence = batch
+    # prompt a: sessions 0,1 with two outputs each; prompt b: four single-output sessions
+    keys = ["a_0_0", "a_0_1", "a_1_0", "a_1_1", "b_0_0", "b_1_0", "b_2_0", "b_3_0"]
+    data = DataProto.from_dict(tensors={"token_level_rewards": rewards, "response_mask": mask}, non_tensors={"uid": index})
+    expected = compute_advantage_for_multi_trajectories(
+        data, batch_keys=keys, adv_estimator=core_algos.AdvantageEstimator.GRPO, norm_adv_by_std_in_grpo=True,
+        config=algorithm_config(),
+    ).batch["advantages"]
+    plain, _ = core_algos.compute_grpo_outcome_advantage(rewards, mask, index)
+    assert not torch.equal(expected, plain)  # sessions really change the groups here
+    with step_tokens(StepTokens(divergence=divergence, batch_keys=keys)) as tokens:
+        off, _ = compute_divergence_weighted_advantage(rewards, mask, index, algorithm_config(), weighting=WeightingConfig(scale=0.0))
+        on, _ = compute_divergence_weighted_advantage(rewards, mask, index, algorithm_config(),
+                                                      weighting=WeightingConfig(scale=1.0, alpha=5.0))
+    assert torch.equal(off, expected)
+    torch.testing.assert_close(on, expected * tokens.weights, rtol=0, atol=0)
+    with step_tokens(StepTokens(divergence=divergence, batch_keys=keys[:-1])), pytest.raises(ValueError, match="rows must align"):
+        compute_divergence_weighted_advantage(rewards, mask, index, algorithm_config(), weighting=WeightingConfig(scale=0.0))
 
 
 def test_weights_multiply_grpo_advantages(batch):
