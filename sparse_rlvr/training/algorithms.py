@@ -103,7 +103,7 @@ def compute_divergence_weighted_advantage(
     if needs_divergence and divergence is None:
         raise ValueError(
             "divergence_weighted needs per-token divergences from the reference pass; launch with "
-            "`python -m sparse_rlvr.train` (which computes them), or set sparse_rlvr.scale=0 and mask=none"
+            "`python -m sparse_rlvr.train` (which computes them), or set sparse_rlvr.weighting.scale=0 and sparse_rlvr.weighting.mask=none"
         )
     if weighting.scale != 0:
         weights = divergence_weights(divergence, weighting.scale, weighting.alpha)
@@ -113,7 +113,7 @@ def compute_divergence_weighted_advantage(
     if weighting.mask != "none":
         values = divergence if weighting.mask == "divergence" else entropy
         if values is None:
-            raise ValueError("sparse_rlvr.mask=entropy needs the policy entropy per token (old_log_prob pass)")
+            raise ValueError("sparse_rlvr.weighting.mask=entropy needs the policy entropy per token (old_log_prob pass)")
         advantages = advantages * top_fraction_mask(values, response_mask, weighting.rho)
     return advantages, returns
 

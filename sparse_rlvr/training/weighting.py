@@ -34,13 +34,13 @@ class WeightingConfig:
 
     def __post_init__(self) -> None:
         if not 0 <= self.scale <= 2:
-            raise ValueError(f"sparse_rlvr.scale must be in [0, 2] (weights in [1 - s/2, 1 + s/2] stay >= 0), got {self.scale}")
+            raise ValueError(f"sparse_rlvr.weighting.scale must be in [0, 2] (weights in [1 - s/2, 1 + s/2] stay >= 0), got {self.scale}")
         if self.source not in SOURCES:
-            raise ValueError(f"sparse_rlvr.source must be one of {', '.join(SOURCES)}, got {self.source!r}")
+            raise ValueError(f"sparse_rlvr.weighting.source must be one of {', '.join(SOURCES)}, got {self.source!r}")
         if self.mask not in MASKS:
-            raise ValueError(f"sparse_rlvr.mask must be one of {', '.join(MASKS)}, got {self.mask!r}")
+            raise ValueError(f"sparse_rlvr.weighting.mask must be one of {', '.join(MASKS)}, got {self.mask!r}")
         if not 0 < self.rho <= 1:
-            raise ValueError(f"sparse_rlvr.rho must be in (0, 1], got {self.rho}")
+            raise ValueError(f"sparse_rlvr.weighting.rho must be in (0, 1], got {self.rho}")
 
     @classmethod
     def from_mapping(cls, values: object | None) -> WeightingConfig:
@@ -50,7 +50,7 @@ class WeightingConfig:
         data = dict(values.items()) if hasattr(values, "items") else dict(values)
         unknown = set(data) - set(cls.__dataclass_fields__)
         if unknown:
-            raise ValueError(f"unknown sparse_rlvr option(s) {sorted(unknown)}; valid: {sorted(cls.__dataclass_fields__)}")
+            raise ValueError(f"unknown sparse_rlvr.weighting option(s) {sorted(unknown)}; valid: {sorted(cls.__dataclass_fields__)}")
         return cls(**data)
 
 

@@ -144,7 +144,7 @@ def test_options_come_from_the_run_environment(batch, monkeypatch):
 
 @pytest.mark.parametrize("bad,message", [
     ({"scale": 3.0}, "scale must be in"), ({"source": "tv"}, "source must be"), ({"mask": "all"}, "mask must be"),
-    ({"rho": 0.0}, "rho must be"), ({"slope": 1.0}, "unknown sparse_rlvr option"),
+    ({"rho": 0.0}, "rho must be"), ({"slope": 1.0}, "unknown sparse_rlvr.weighting option"),
 ])
 def test_bad_options_are_clear_errors(bad, message):
     with pytest.raises(ValueError, match=message):

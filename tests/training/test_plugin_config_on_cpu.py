@@ -41,9 +41,9 @@ def test_overrides_reach_the_section_and_the_worker_environment(monkeypatch):
     ("section", "message"),
     [
         ({"enabel": True}, "unknown sparse_rlvr option"),
-        ({"weighting": {"scale": 3}}, "scale must be in [0, 2]"),
-        ({"weighting": {"source": "kl"}}, "source must be one of"),
-        ({"weighting": {"slope": 1}}, "unknown sparse_rlvr option"),
+        ({"weighting": {"scale": 3}}, "sparse_rlvr.weighting.scale must be in [0, 2]"),
+        ({"weighting": {"source": "kl"}}, "sparse_rlvr.weighting.source must be one of"),
+        ({"weighting": {"slope": 1}}, "unknown sparse_rlvr.weighting option"),
         ({"monitor": {"histogram_bins": 1000}}, "W&B's limit"),
         ({"monitor": {"heatmap_freq": -1}}, "0 = never"),
         ({"monitor": {"chunk": 4}}, "unknown sparse_rlvr.monitor option"),
