@@ -49,8 +49,6 @@ class StepTokens:
     batch_keys: list[str] | None = None
     """verl V1's TransferQueue keys ("{uid}_{session}_{index}"): with them GRPO groups agent-loop
     sessions the way verl's V1 trainer does (final output of each session, broadcast to the rest)."""
-    weights: torch.Tensor | None = None
-    """Set by the estimator: the weights w it applied (for the monitor)."""
 
 
 _STEP: StepTokens | None = None
@@ -106,10 +104,7 @@ def compute_divergence_weighted_advantage(
             "`python -m sparse_rlvr.train` (which computes them), or set sparse_rlvr.weighting.scale=0 and sparse_rlvr.weighting.mask=none"
         )
     if weighting.scale != 0:
-        weights = divergence_weights(divergence, weighting.scale, weighting.alpha)
-        advantages = advantages * weights
-        if _STEP is not None:
-            _STEP.weights = weights
+        advantages = advantages * divergence_weights(divergence, weighting.scale, weighting.alpha)
     if weighting.mask != "none":
         values = divergence if weighting.mask == "divergence" else entropy
         if values is None:

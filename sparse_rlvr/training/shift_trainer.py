@@ -34,7 +34,7 @@ from sparse_rlvr.training.algorithms import ESTIMATOR, StepTokens, step_tokens
 from sparse_rlvr.training.monitor_metrics import token_shift_metrics
 from sparse_rlvr.training.plugin_config import PluginConfig, check_run_config
 from sparse_rlvr.training.shift_pass import REF_LOG_PROBS, SHIFT_FIELDS
-from sparse_rlvr.training.shift_worker import SHIFT_REQUEST, TokenShiftWorker
+from sparse_rlvr.training.shift_worker import SHIFT_REQUEST, TokenShiftWorker, reference_is_adapterless_actor
 from sparse_rlvr.training.weighting import divergence_weights
 
 logger = logging.getLogger(__name__)
@@ -68,7 +68,7 @@ class TokenShiftTrainer(PPOTrainerSync):
                 "sparse_rlvr.enable needs the hybrid actor+rollout(+ref) worker; this run separates the actor "
                 "from the rollout. Use the synchronous colocated trainer, or set sparse_rlvr.enable=false"
             )
-        lora = _lora_reference(self.config)
+        lora = reference_is_adapterless_actor(self.config.actor_rollout_ref.model)
         role = Role.ActorRollout if lora else Role.ActorRolloutRef
         for old in (Role.ActorRollout, Role.ActorRolloutRef):
             if old in mapping and old != role:
@@ -134,7 +134,7 @@ class TokenShiftTrainer(PPOTrainerSync):
         metrics.update(
             token_shift_metrics(
                 step["js"], step["mask"], base_entropy=step["base_entropy"], top1_agree=step["top1_agree"],
-                policy_top1_rank_in_base=step["rank"], weights=step.get("weights"),
+                policy_top1_rank_in_base=step["policy_top1_rank_in_base"], weights=step.get("weights"),
             )
         )
         self._log_media(batch, step, global_steps)
@@ -165,27 +165,19 @@ def actor_update_fields(batch: KVBatchMeta) -> list[str]:
 
 
 def _step_tensors(batch: KVBatchMeta, plugin: PluginConfig) -> dict[str, torch.Tensor]:
-    """[B, T] response-token tensors of the step (padding rows dropped) the monitor reduces."""
+    """[B, T] response-token tensors of the step (padding rows dropped) the monitor reduces, keyed by
+    TokenDivergence field (SHIFT_FIELDS), plus the response mask, the kept rows and the weights w."""
     names = [name + RESPONSE_SUFFIX for name in SHIFT_FIELDS]
     data = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=[*names, "response_mask"])
     data = data.to_padded_tensor()
     keep = torch.tensor([not tag.get("is_padding", False) for tag in batch.tags], dtype=torch.bool)
     if not keep.any():
         keep = torch.ones_like(keep)
-    get = lambda name: data[name + RESPONSE_SUFFIX][keep].float()  # noqa: E731
-    step = {
-        "mask": data["response_mask"][keep].bool(),
-        "js": get("token_shift_js"),
-        "kl_policy_base": get("token_shift_kl_policy_base"),
-        "kl_base_policy": get("token_shift_kl_base_policy"),
-        "base_entropy": get("token_shift_base_entropy"),
-        "top1_agree": get("token_shift_top1_agree"),
-        "rank": get("token_shift_policy_top1_rank"),
-        "keep": keep,
-    }
+    step = {short: data[name + RESPONSE_SUFFIX][keep].float() for name, short in SHIFT_FIELDS.items()}
+    step |= {"mask": data["response_mask"][keep].bool(), "keep": keep}
     weighting = plugin.weighting
     if weighting.scale != 0:
-        source = {"js": "js", "kl_ref": "kl_policy_base", "kl_ref_reverse": "kl_base_policy"}[weighting.source]
+        source = SHIFT_FIELDS[SOURCE_FIELD[weighting.source]]
         step["weights"] = divergence_weights(step[source], weighting.scale, weighting.alpha)
     return step
 
@@ -227,13 +219,6 @@ def _samples(batch: KVBatchMeta, step: dict[str, torch.Tensor], tokenizer: Any) 
         )
         kept += 1
     return samples
-
-
-def _lora_reference(config: Any) -> bool:
-    """verl's rule: with a LoRA adapter the reference is the actor with the adapter disabled."""
-    model = config.actor_rollout_ref.model
-    rank = (model.get("lora", {}) or {}).get("rank", 0) or model.get("lora_rank", 0)
-    return rank > 0 or model.get("lora_adapter_path") is not None
 
 
 @contextmanager

@@ -8,6 +8,8 @@ plugin off is verl's run.
 
 from __future__ import annotations
 
+from typing import Any
+
 from tensordict import TensorDict
 from verl.single_controller.base.decorator import make_nd_compute_dataproto_dispatch_fn, register
 from verl.utils import tensordict_utils as tu
@@ -30,7 +32,7 @@ class TokenShiftWorker(ActorRolloutRefWorker):
         if request is None:
             output = self.actor.infer_batch(data)
             return output.cpu() if output is not None else None
-        if self.ref is None and not _has_lora(self):
+        if self.ref is None and not reference_is_adapterless_actor(self.config.model):
             raise RuntimeError(
                 "sparse_rlvr's single pass needs the reference model in the actor worker, and this worker has "
                 "none: launch through `python -m sparse_rlvr.train`, whose trainer makes the worker "
@@ -39,6 +41,7 @@ class TokenShiftWorker(ActorRolloutRefWorker):
         return log_probs_and_shift(self.actor, self.ref, data, int(request) or None)
 
 
-def _has_lora(worker: ActorRolloutRefWorker) -> bool:
-    model = worker.config.model
-    return (model.get("lora", {}) or {}).get("rank", 0) > 0 or model.get("lora_rank", 0) > 0 or model.get("lora_adapter_path") is not None
+def reference_is_adapterless_actor(model_config: Any) -> bool:
+    """verl's rule (its trainers' `ref_in_actor`): with a LoRA adapter the reference is the actor without it."""
+    rank = (model_config.get("lora", {}) or {}).get("rank", 0) or model_config.get("lora_rank", 0)
+    return rank > 0 or model_config.get("lora_adapter_path") is not None

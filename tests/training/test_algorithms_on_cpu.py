@@ -70,12 +70,12 @@ def test_agent_loop_sessions_group_like_verls_v1_trainer(batch):
     ).batch["advantages"]
     plain, _ = core_algos.compute_grpo_outcome_advantage(rewards, mask, index)
     assert not torch.equal(expected, plain)  # sessions really change the groups here
-    with step_tokens(StepTokens(divergence=divergence, batch_keys=keys)) as tokens:
+    with step_tokens(StepTokens(divergence=divergence, batch_keys=keys)):
         off, _ = compute_divergence_weighted_advantage(rewards, mask, index, algorithm_config(), weighting=WeightingConfig(scale=0.0))
         on, _ = compute_divergence_weighted_advantage(rewards, mask, index, algorithm_config(),
                                                       weighting=WeightingConfig(scale=1.0, alpha=5.0))
     assert torch.equal(off, expected)
-    torch.testing.assert_close(on, expected * tokens.weights, rtol=0, atol=0)
+    torch.testing.assert_close(on, expected * divergence_weights(divergence, 1.0, 5.0), rtol=0, atol=0)
     with step_tokens(StepTokens(divergence=divergence, batch_keys=keys[:-1])), pytest.raises(ValueError, match="rows must align"):
         compute_divergence_weighted_advantage(rewards, mask, index, algorithm_config(), weighting=WeightingConfig(scale=0.0))
 
