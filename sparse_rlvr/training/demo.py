@@ -32,6 +32,7 @@ def demo(
 ) -> None:
     """Tiny divergence-weighted GRPO through verl on CPU; prints the token-shift metrics it logged."""
     from rich.console import Console
+    from rich.markup import escape
 
     from sparse_rlvr.training.recipe_run import run_recipe
     from sparse_rlvr.training.tiny_assets import make_tiny_assets
@@ -46,8 +47,6 @@ def demo(
         "trainer.logger=[console,file,wandb]", f"sparse_rlvr.monitor.logging_board_dir={board}", "trainer.save_freq=-1",
         "trainer.experiment_name=demo", "trainer.resume_mode=disable",
     ]
-    from rich.markup import escape
-
     console.print(f"[bold]sparse-rlvr train --config-name grpo_tiny_cpu[/bold] {escape(' '.join(overrides))}")
     with console.status(f"verl: {steps} divergence-weighted GRPO steps on CPU (Ray, FSDP2 actor + reference, hf rollout)"):
         run = run_recipe("grpo_tiny_cpu", overrides, tiny, out, timeout_s=1800,

@@ -110,13 +110,10 @@ def make_tiny_assets(
     tokenizer = tiny_tokenizer()
     model = tiny_model(seed, len(tokenizer))
     if warm_start_steps:
-        state = torch.random.get_rng_state()
-        torch.manual_seed(seed)
-        try:
+        with torch.random.fork_rng(devices=[]):  # the caller's torch RNG stays as it was
+            torch.manual_seed(seed)
             # on problems of their own: memorising the RL prompts would make every sample right
             warm_start(model, tokenizer, math_rows(256, seed + 2, "warm_start", max_ops), warm_start_steps, seed)
-        finally:
-            torch.random.set_rng_state(state)
     save_checkpoint(model, tokenizer, out / "model")
     pd.DataFrame(train).to_parquet(out / "train.parquet")
     pd.DataFrame(test).to_parquet(out / "test.parquet")
