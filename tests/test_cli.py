@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 BIN = [sys.executable, "-m", "sparse_rlvr.cli"]
 
 
@@ -27,9 +29,6 @@ def test_demo_with_identical_models_reports_zero_divergence(tmp_path):
     out = subprocess.run(BIN + ["demo-shift", "--shift", "0", "--out", str(tmp_path)], capture_output=True, text=True, check=True).stdout
     assert "JS mean 0.0000" in out and "100% of tokens below" in out
     assert json.loads((tmp_path / "shift" / "summary.json").read_text())["js"]["max"] == 0
-
-
-import pytest  # noqa: E402
 
 
 @pytest.mark.slow
