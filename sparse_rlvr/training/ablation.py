@@ -36,6 +36,8 @@ from typing import Annotated, Callable, Optional, Sequence
 
 import typer
 
+from sparse_rlvr.run_files import atomic_write
+
 WEIGHTING_KEYS = ("scale", "alpha", "source", "mask", "rho")
 SEED_KEYS = ("data.seed", "actor_rollout_ref.actor.data_loader_seed", "actor_rollout_ref.rollout.seed")
 """What a seed sets: the data-loader shuffle, the PPO mini-batch shuffle and the rollout sampler's seed."""
@@ -197,9 +199,7 @@ class Manifest:
         self.data["runs"].setdefault(name, {}).update(fields)
         self.data["updated"] = _now()
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        partial = self.path.with_name(self.path.name + ".partial")
-        partial.write_text(json.dumps(self.data, indent=2) + "\n")
-        os.replace(partial, self.path)
+        atomic_write(self.path, (json.dumps(self.data, indent=2) + "\n").encode())
 
 
 # --------------------------------------------------------------------------- running

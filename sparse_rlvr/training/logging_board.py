@@ -17,11 +17,11 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from sparse_rlvr.run_files import atomic_write
 from sparse_rlvr.training.shift_samples import ShiftSample
 
 VIEWER_KEYS = ("prompt", "response", "reward", "step", "response_tokens", "logprobs", "ref_logprobs", "token_rewards")
@@ -69,43 +69,19 @@ def _numbers(values: Iterable[float] | None) -> list[float | None] | None:
 
 
 def write_logging_board_step(directory: str | os.PathLike, step: int, samples: Iterable[ShiftSample]) -> Path:
-    """Write `<directory>/step_<step>.jsonl` atomically (temp file, fsync, rename); returns its path.
+    """Write `<directory>/step_<step>.jsonl` atomically (`run_files.atomic_write`); returns its path.
 
     A crash or an error mid-write leaves no partial step file (an earlier file of that step, say
-    from before a resume, stays as it was); the temp file starts with "." and does not end in
-    ".jsonl", so the viewer never reads it.
+    from before a resume, stays as it was); the temporary name does not end in ".jsonl", so the
+    viewer never reads it.
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     target = directory / f"step_{int(step)}.jsonl"
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        # backslashreplace: a lone surrogate in a token becomes the JSON escape \udXXX, not an error.
-        with os.fdopen(fd, "w", encoding="utf-8", errors="backslashreplace") as f:
-            for sample in samples:
-                f.write(json.dumps(logging_board_record(sample, step), ensure_ascii=False, allow_nan=False) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_directory(directory)
+    text = "".join(json.dumps(logging_board_record(sample, step), ensure_ascii=False, allow_nan=False) + "\n" for sample in samples)
+    # backslashreplace: a lone surrogate in a token becomes the JSON escape \udXXX, not an error.
+    atomic_write(target, text.encode("utf-8", errors="backslashreplace"))
     return target
-
-
-def _fsync_directory(directory: Path) -> None:
-    """Make the rename durable (best effort: not every platform can open a directory)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def read_logging_board(directory: str | os.PathLike) -> dict[int, list[dict[str, Any]]]:
