@@ -68,10 +68,11 @@ def test_weighting_without_its_estimator_is_refused():
 
 
 def test_lora_reference_follows_verls_rule():
-    from sparse_rlvr.training.shift_trainer import _lora_reference
+    from sparse_rlvr.training.shift_worker import reference_is_adapterless_actor
 
-    assert not _lora_reference(compose("grpo_tiny_cpu", []))
-    assert _lora_reference(compose("grpo_tiny_cpu", ["actor_rollout_ref.model.lora_rank=8"]))
+    assert not reference_is_adapterless_actor(compose("grpo_tiny_cpu", []).actor_rollout_ref.model)
+    assert reference_is_adapterless_actor(compose("grpo_tiny_cpu", ["actor_rollout_ref.model.lora_rank=8"]).actor_rollout_ref.model)
+    assert reference_is_adapterless_actor(compose("grpo_tiny_cpu", ["actor_rollout_ref.model.lora.rank=8"]).actor_rollout_ref.model)
 
 
 def test_train_entry_point_parses_config_name(monkeypatch):
