@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from sparse_rlvr.training.monitor_metrics import token_shift_metrics
@@ -33,3 +34,12 @@ def test_scalars_match_numpy_over_response_tokens_only():
 
 def test_empty_batch_gives_no_metrics():
     assert token_shift_metrics(torch.zeros(2, 3), torch.zeros(2, 3)) == {}
+
+
+def test_percentiles_of_a_step_larger_than_torch_quantile_accepts():
+    """A 7B DAPO step has more than 2**24 response tokens; torch.quantile refuses that many."""
+    js = torch.rand(1, 2**24 + 8, generator=torch.Generator().manual_seed(0)) * 0.6
+    metrics = token_shift_metrics(js, torch.ones_like(js, dtype=torch.bool))
+    expected = np.percentile(js.double().numpy().ravel(), [50, 99])
+    assert metrics["token_shift/js_p50"] == pytest.approx(expected[0], abs=1e-12)
+    assert metrics["token_shift/js_p99"] == pytest.approx(expected[1], abs=1e-12)
