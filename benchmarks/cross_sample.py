@@ -18,11 +18,11 @@ import time
 
 import torch
 
-from sparse_rlvr.divergence import token_divergence
+from sparse_rlvr.core.divergence import token_divergence
 from sparse_rlvr.interventions.decoding import left_pad, sample
 from sparse_rlvr.interventions.engine import SamplingOptions, cross_sample, decode_alone
 from sparse_rlvr.interventions.rules import SwitchRule
-from sparse_rlvr.tiny import tiny_pair
+from sparse_rlvr.workflows.tiny_models import tiny_pair
 
 
 @torch.inference_mode()

@@ -53,7 +53,7 @@ def straightforward_js(base: torch.Tensor, policy: torch.Tensor) -> torch.Tensor
 
 def measure(method: str, n: int, vocab: int, device: str, chunk_size: int | None) -> dict:
     """Run one method once (after a small warm-up) and return its throughput and peak memory."""
-    from sparse_rlvr.divergence import token_divergence
+    from sparse_rlvr.core.divergence import token_divergence
 
     base, policy = make_inputs(n, vocab, device)
     run = {

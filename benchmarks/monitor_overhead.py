@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/monitor_overhead.py [--steps 6] [--repeats 2]
 
-Runs the tiny GRPO recipe (recipes/grpo_tiny_cpu.yaml: reference model, KL loss, hf rollout) as:
+Runs the tiny GRPO recipe (sparse_rlvr/recipes/grpo_tiny_cpu.yaml: reference model, KL loss, hf rollout) as:
 - baseline: the plugin off (`sparse_rlvr.enable=false algorithm.adv_estimator=grpo`, s = 0): verl's own
   old-log-prob pass and reference pass;
 - monitored: the plugin on with divergence weighting (the recipe as written): one pass per
@@ -23,9 +23,9 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from sparse_rlvr.training.forward_count import COUNT_ENV, read_forward_counts
-from sparse_rlvr.training.recipe_run import run_recipe
-from sparse_rlvr.training.tiny_assets import make_tiny_assets
+from sparse_rlvr.training.verl_glue.benchmark_forward_counter import COUNT_ENV, read_forward_counts
+from sparse_rlvr.workflows.recipe_run import run_recipe
+from sparse_rlvr.workflows.tiny_assets import make_tiny_assets
 
 VARIANTS = {
     "baseline (plugin off, verl's ref pass)": ["sparse_rlvr.enable=false", "algorithm.adv_estimator=grpo",

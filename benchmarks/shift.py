@@ -21,12 +21,12 @@ import torch
 from _memory import reset_peak, rss_kib
 
 from sparse_rlvr.analysis.config import LOGITS_BUDGET_BYTES, ShiftConfig
-from sparse_rlvr.analysis.data import Sequence
+from sparse_rlvr.core.tables import Sequence
 from sparse_rlvr.analysis.runner import plan_shards
 from sparse_rlvr.analysis.store import write_shard
 from sparse_rlvr.analysis.teacher_force import compare_sequences
 from sparse_rlvr.analysis.worker import ShiftWorker
-from sparse_rlvr.tiny import PADDED_ROWS, save_checkpoint, tiny_model, tiny_pair
+from sparse_rlvr.workflows.tiny_models import PADDED_ROWS, save_checkpoint, tiny_model, tiny_pair
 
 
 

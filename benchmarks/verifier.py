@@ -2,14 +2,14 @@
 
     .venv/bin/python benchmarks/verifier.py
 
-1. Quality on tests/rewards/cases.py: accuracy (verdict == label), precision and recall of
+1. Quality on tests/core/verification/cases.py: accuracy (verdict == label), precision and recall of
    "correct" (a grader says correct when its score > 0), for ours, verl's math-verify wrapper
    (`verl.utils.reward_score.math_verify.compute_score`) and `math_dapo.compute_score`.
 2. Speed: answers/s on the first pass over the suite (cold parse caches, pools already
    started) and over the suite repeated REPEAT times (warm caches: both sides cache parses); ours via the batch
    API, verl's as they are called (one answer per call; the math-verify wrapper also with 2
    threads calling it, its best case on 2 cores). Targets: ours >= 2x the math-verify wrapper.
-3. Hostile suite (tests/rewards/test_hostile.py): max wall time per case vs deadline + 1 s.
+3. Hostile suite (tests/core/verification/test_hostile.py): max wall time per case vs deadline + 1 s.
 """
 
 from __future__ import annotations
@@ -43,9 +43,9 @@ def timed(fn: Callable[[], list[bool]]) -> tuple[list[bool], float]:
 def main() -> None:
     from verl.utils.reward_score import math_dapo, math_verify
 
-    from sparse_rlvr.rewards.math import MathRewardConfig, compute_score, score_batch
-    from tests.rewards.cases import CASES
-    from tests.rewards.test_hostile import HANGS, INJECTIONS, MALFORMED
+    from sparse_rlvr.core.verification.math import MathRewardConfig, compute_score, score_batch
+    from tests.core.verification.cases import CASES
+    from tests.core.verification.test_hostile import HANGS, INJECTIONS, MALFORMED
 
     responses, golds = [c[1] for c in CASES], [c[2] for c in CASES]
     labels = [c[3] == "correct" for c in CASES]

@@ -21,15 +21,15 @@ def _root() -> None:
     """sparse-rlvr: token-level analysis and steering of RLVR fine-tuning."""
 
 
-from sparse_rlvr.divergence.cli import demo as demo_shift  # noqa: E402
-from sparse_rlvr.training.demo import demo  # noqa: E402
-
 from sparse_rlvr.analysis.cli import shift  # noqa: E402
+from sparse_rlvr.core.verification.cli import grade  # noqa: E402
 from sparse_rlvr.interventions.cli import cross_sample  # noqa: E402
-from sparse_rlvr.rewards.cli import grade  # noqa: E402
-from sparse_rlvr.training.cli import make_tiny, train  # noqa: E402
-from sparse_rlvr.training.data_prep import prepare_data_command  # noqa: E402
-from sparse_rlvr.training.ablation import ablate_command  # noqa: E402
+from sparse_rlvr.training.cli import train  # noqa: E402
+from sparse_rlvr.workflows.demo import demo  # noqa: E402
+from sparse_rlvr.workflows.demo_shift import demo as demo_shift  # noqa: E402
+from sparse_rlvr.workflows.tiny_assets import make_tiny  # noqa: E402
+from sparse_rlvr.workflows.data_prep import prepare_data_command  # noqa: E402
+from sparse_rlvr.workflows.ablation import ablate_command  # noqa: E402
 
 app.command("demo")(demo)
 app.command("demo-shift")(demo_shift)

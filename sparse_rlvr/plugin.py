@@ -19,9 +19,9 @@ REGISTERED: dict[str, str] = {}
 
 
 REGISTRATIONS = (
-    ("sparse_rlvr.rewards.verl_reward_manager", "register_reward_manager"),
-    ("sparse_rlvr.training.algorithms", "register_algorithms"),
-    ("sparse_rlvr.training.registration", "register_training_components"),
+    ("sparse_rlvr.training.verl_glue.reward_manager", "register_reward_manager"),
+    ("sparse_rlvr.training.verl_glue.registered_algorithms", "register_algorithms"),
+    ("sparse_rlvr.training.verl_glue.registered_backends", "register_training_components"),
 )
 """(module, function): each function registers one group of components and returns {name: registry}."""
 
@@ -29,7 +29,7 @@ REGISTRATIONS = (
 def _registration(module_name: str, function_name: str) -> Callable[[], dict[str, str]] | None:
     """The registering function, or None when its module is the one whose import triggered `import verl`.
 
-    E.g. `import sparse_rlvr.training.algorithms` imports verl, which imports this plugin while that
+    E.g. `import sparse_rlvr.training.verl_glue.registered_algorithms` imports verl, which imports this plugin while that
     module is half-initialised; its decorators register it when its own import finishes.
     """
     half_done = module_name in sys.modules and not hasattr(sys.modules[module_name], function_name)

@@ -1,16 +1,16 @@
 """``python -m sparse_rlvr.train [--config-name RECIPE] [hydra overrides...]``: verl's PPO trainer with sparse_rlvr.
 
-The same as ``sparse-rlvr train``. Recipes live in ``recipes/`` and extend verl's ``ppo_trainer``,
+The same as ``sparse-rlvr train``. Recipes live in ``sparse_rlvr/recipes/`` and extend verl's ``ppo_trainer``,
 so every verl override works; sparse_rlvr's own options are under ``sparse_rlvr.*``
-(recipes/_sparse_rlvr_defaults.yaml). Without --config-name the config is verl's ppo_trainer
-plus that section (``recipes/sparse_rlvr_trainer.yaml``).
+(sparse_rlvr/recipes/_sparse_rlvr_defaults.yaml). Without --config-name the config is verl's ppo_trainer
+plus that section (``sparse_rlvr/recipes/sparse_rlvr_trainer.yaml``).
 """
 
 from __future__ import annotations
 
 import sys
 
-from sparse_rlvr.training.launch import DEFAULT_CONFIG, train
+from sparse_rlvr.training.verl_glue.launch import DEFAULT_CONFIG, train
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> None:
         arg = args.pop(0)
         if arg in ("--config-name", "-cn"):
             if not args:
-                raise SystemExit("--config-name needs a recipe name (a file in recipes/ without .yaml)")
+                raise SystemExit("--config-name needs a recipe name (a file in sparse_rlvr/recipes/ without .yaml)")
             config_name = args.pop(0)
         elif arg.startswith("--config-name="):
             config_name = arg.split("=", 1)[1]

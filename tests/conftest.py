@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sparse_rlvr.tiny import tiny_pair as build_tiny_pair
+from sparse_rlvr.workflows.tiny_models import tiny_pair as build_tiny_pair
 
 
 @pytest.fixture

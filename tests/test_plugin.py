@@ -34,9 +34,9 @@ def test_plugins_disabled_means_nothing_registered():
 
 
 def test_importing_our_algorithms_first_still_registers_everything():
-    """`import sparse_rlvr.training.algorithms` imports verl, whose plugin loader re-enters our package."""
+    """`import sparse_rlvr.training.verl_glue.registered_algorithms` imports verl, whose plugin loader re-enters our package."""
     check = (
-        "import sparse_rlvr.training.algorithms\n"
+        "import sparse_rlvr.training.verl_glue.registered_algorithms\n"
         "from verl.trainer.ppo import core_algos\n"
         "from sparse_rlvr.plugin import REGISTERED\n"
         "core_algos.get_adv_estimator_fn('divergence_weighted')\n"

@@ -9,15 +9,15 @@ from typing import Any
 
 
 from sparse_rlvr.analysis.config import ShiftConfig
-from sparse_rlvr.analysis.data import plain, read_table, require_column
-from sparse_rlvr.analysis.models import check_same_tokenizer, load_tokenizer
+from sparse_rlvr.core.tables import plain, read_table, require_column
+from sparse_rlvr.core.models import check_same_tokenizer, load_tokenizer
 from sparse_rlvr.analysis.store import (
     check_or_write_config, is_done, policy_dir, read_counts, read_tokens, write_shard,
 )
 from sparse_rlvr.analysis.report import render_report
 from sparse_rlvr.analysis.summary import evolution, summarize
 from sparse_rlvr.analysis.worker import Shard, ShiftWorker
-from sparse_rlvr.parallel import map_shards
+from sparse_rlvr.core.parallel import map_shards
 
 
 REPORT_COLUMNS = ["sample_id", "token", "js", "base_top_ids", "base_top_probs", "policy_top_ids", "policy_top_probs"]

@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sparse_rlvr.analysis.config import ShiftConfig
-from sparse_rlvr.run_files import atomic_write, check_or_write_fingerprint
+from sparse_rlvr.core.run_files import atomic_write, check_or_write_fingerprint
 
 
 def check_or_write_config(config: ShiftConfig) -> None:

@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from sparse_rlvr.analysis.data import Sequence
-from sparse_rlvr.divergence import token_divergence
+from sparse_rlvr.core.tables import Sequence
+from sparse_rlvr.core.divergence import token_divergence
 
 
 @torch.inference_mode()

@@ -14,8 +14,8 @@ import pyarrow as pa
 import torch
 
 from sparse_rlvr.analysis.config import LOGITS_BUDGET_BYTES, ShiftConfig
-from sparse_rlvr.analysis.data import Sequence, prompt_ids, token_list
-from sparse_rlvr.analysis.models import TokenTexts, context_length, load_model, load_tokenizer, pick_device, torch_dtype
+from sparse_rlvr.core.tables import Sequence, prompt_ids, token_list
+from sparse_rlvr.core.models import TokenTexts, context_length, load_model, load_tokenizer, pick_device, torch_dtype
 from sparse_rlvr.analysis.teacher_force import compare_sequences
 
 

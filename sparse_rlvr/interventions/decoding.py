@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from transformers import DynamicCache
 
-from sparse_rlvr.divergence.top_p import top_p_mask
+from sparse_rlvr.core.sampling import top_p_mask
 
 
 class IncrementalLM:

@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from sparse_rlvr.divergence import token_divergence
+from sparse_rlvr.core.divergence import token_divergence
 from sparse_rlvr.interventions.decoding import IncrementalLM, left_pad, sample
 from sparse_rlvr.interventions.rules import SwitchRule
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from sparse_rlvr.divergence import TokenDivergence
+from sparse_rlvr.core.divergence import TokenDivergence
 
 RULES = ("js-threshold", "top-budget", "entropy", "random", "never")
 

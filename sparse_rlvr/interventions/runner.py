@@ -13,12 +13,12 @@ from typing import Any
 
 import pandas as pd
 
-from sparse_rlvr.analysis.data import plain, read_table, require_column
+from sparse_rlvr.core.tables import plain, read_table, require_column
 from sparse_rlvr.interventions.config import CrossSampleConfig
 from sparse_rlvr.interventions.results import results_table
 from sparse_rlvr.interventions.worker import CrossSampleWorker, Setting, Task
-from sparse_rlvr.parallel import map_shards
-from sparse_rlvr.run_files import atomic_write, check_or_write_fingerprint
+from sparse_rlvr.core.parallel import map_shards
+from sparse_rlvr.core.run_files import atomic_write, check_or_write_fingerprint
 
 
 def plan_settings(config: CrossSampleConfig) -> list[Setting]:

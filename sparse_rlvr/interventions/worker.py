@@ -6,8 +6,8 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
-from sparse_rlvr.analysis.data import prompt_ids
-from sparse_rlvr.analysis.models import TokenTexts, check_same_tokenizer, load_model, load_tokenizer, pick_device, torch_dtype
+from sparse_rlvr.core.tables import prompt_ids
+from sparse_rlvr.core.models import TokenTexts, check_same_tokenizer, load_model, load_tokenizer, pick_device, torch_dtype
 from sparse_rlvr.interventions.config import CrossSampleConfig
 from sparse_rlvr.interventions.engine import SamplingOptions, cross_sample
 from sparse_rlvr.interventions.grading import grade

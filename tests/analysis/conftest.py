@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import torch
 
-from sparse_rlvr.tiny import save_checkpoint, tiny_model, tiny_tokenizer
+from sparse_rlvr.workflows.tiny_models import save_checkpoint, tiny_model, tiny_tokenizer
 
 TRIGGER = "@"
 """The policy differs from the base only in this token's input embedding."""

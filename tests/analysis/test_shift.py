@@ -18,7 +18,7 @@ import pytest
 from sparse_rlvr.analysis.config import ShiftConfig
 from sparse_rlvr.analysis.runner import run_shift
 from sparse_rlvr.analysis.store import policy_dir, read_tokens
-from sparse_rlvr.tiny import save_tiny_model, tiny_tokenizer
+from sparse_rlvr.workflows.tiny_models import save_tiny_model, tiny_tokenizer
 from tests.analysis.conftest import TRIGGER, write_jsonl
 
 

@@ -13,7 +13,7 @@ import pytest
 
 from sparse_rlvr.interventions.config import CrossSampleConfig
 from sparse_rlvr.interventions.runner import read_records, run_cross_sample
-from sparse_rlvr.tiny import save_checkpoint, tiny_pair
+from sparse_rlvr.workflows.tiny_models import save_checkpoint, tiny_pair
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +55,7 @@ def test_table_has_measured_end_points_budget_and_random_control(pair_dirs, tmp_
 
 
 def test_responses_are_graded_by_the_project_verifier(pair_dirs, tmp_path):
-    from sparse_rlvr.rewards.math import compute_score
+    from sparse_rlvr.core.verification.math import compute_score
 
     config = make_config(pair_dirs, tmp_path / "out", random_control=False)
     run_cross_sample(config, show_progress=False)

@@ -9,7 +9,7 @@ import torch
 
 from sparse_rlvr.interventions.engine import SamplingOptions, cross_sample, decode_alone
 from sparse_rlvr.interventions.rules import SwitchRule
-from sparse_rlvr.tiny import tiny_pair
+from sparse_rlvr.workflows.tiny_models import tiny_pair
 
 
 @pytest.fixture(scope="module")

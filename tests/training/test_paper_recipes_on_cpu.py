@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from sparse_rlvr.training.launch import RECIPES_DIR, compose
+from sparse_rlvr.training.verl_glue.launch import RECIPES_DIR, compose
 
 PAPER_RECIPES = ["grpo_qwen2p5_math_7b", "dapo_qwen2p5_math_7b"]
 PRESETS = {"plain": (0.0, 1.0), "high_boost": (1.0, 20.0), "low_boost": (1.0, -20.0)}
@@ -76,7 +76,7 @@ def test_recipe_with_each_preset_composes_and_passes_verls_checks(recipe, preset
     from verl.trainer.ppo.utils import need_critic
     from verl.utils.config import omega_conf_to_dataclass, validate_config
 
-    from sparse_rlvr.training.plugin_config import PluginConfig
+    from sparse_rlvr.training.config import PluginConfig
 
     config = compose(recipe, [f"weighting={preset}"])
     assert (RECIPES_DIR / f"{recipe}.yaml").read_text().startswith("# Run")

@@ -1,0 +1,1 @@
+"""Shared core: verifiable math-answer rewards that never hang and never execute model text."""

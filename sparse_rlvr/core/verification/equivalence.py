@@ -1,0 +1,190 @@
+"""Is a predicted final answer equal to the gold one? math-verify plus the rules it misses.
+
+Runs inside the worker processes of :mod:`sparse_rlvr.core.verification.pool` (it may hang in sympy, the
+pool kills it). Model text only ever reaches math-verify's LaTeX parser (latex2sympy) and our
+regex rewrites: never ``eval``, ``sympify`` or ``parse_expr``.
+
+Order of checks, cheapest and most certain first: choice letters, normalized string equality,
+exact decimal policy (0.142857 is not 1/7 unless a tolerance allows it), lists/sets as
+multisets, then math-verify on the rewritten forms (plain, percent /100, interval).
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from functools import lru_cache
+
+from sparse_rlvr.core.verification import normalize as nz
+from sparse_rlvr.core.verification.extract import choice_letter
+
+_LATEX_CONFIG = None
+
+
+def _configs() -> list:
+    """math-verify extraction configs (built once per process; import is heavy)."""
+    global _LATEX_CONFIG
+    if _LATEX_CONFIG is None:
+        from math_verify import ExprExtractionConfig, LatexExtractionConfig
+        from math_verify.parser import NormalizationConfig
+
+        norm = NormalizationConfig(basic_latex=True, units=True, malformed_operators=False, nits=False, boxed="all")
+        _LATEX_CONFIG = [LatexExtractionConfig(boxed_match_priority=0, normalization_config=norm), ExprExtractionConfig()]
+    return _LATEX_CONFIG
+
+
+@lru_cache(maxsize=4096)
+def mv_parse(latex: str) -> list:
+    """math-verify parse of a bare LaTeX answer (wrapped in ``$`` so it is found); no signals.
+
+    Cached per worker process: the same gold is checked against many sampled responses.
+    """
+    from math_verify import parse
+
+    return parse(f"${latex}$", extraction_config=_configs(), parsing_timeout=None)
+
+
+def mv_equal(gold: str, pred: str) -> bool:
+    """math-verify verdict (gold first: verify is not symmetric); signal timeouts off."""
+    from math_verify import verify
+
+    g, p = mv_parse(gold), mv_parse(pred)
+    return bool(g and p) and verify(g, p, timeout_seconds=None) and not _numbers_differ(g[0], p[0])
+
+
+def _numbers_differ(gold: object, pred: object) -> bool:
+    """Guard against math-verify's 6-digit float rounding: 1/2004! is not 1/2006!.
+
+    Only for two pure numbers: their relative difference at 50 digits must be below 1e-12.
+    """
+    try:
+        if gold.free_symbols or pred.free_symbols:  # type: ignore[attr-defined]
+            return False
+        g, p = gold.evalf(50), pred.evalf(50)  # type: ignore[attr-defined]
+        scale = max(abs(g), abs(p))
+        if scale == 0:
+            return False
+        rel = abs(g - p) / scale
+        return bool(rel > 1e-12)
+    except (AttributeError, TypeError, ValueError):
+        return False
+
+
+def _numeric_value(latex: str) -> complex | None:
+    """Numeric value of a trusted (gold) answer via math-verify's parse; None if not a number."""
+    parsed = mv_parse(latex)
+    if not parsed:
+        return None
+    try:
+        return complex(parsed[0].evalf(30))
+    except (TypeError, ValueError, AttributeError):
+        return None
+
+
+def _decimal_policy(gold: str, pred: str, tolerance: float) -> bool | None:
+    """Verdict when ``pred`` is a plain decimal: exact unless ``tolerance`` (relative) allows."""
+    value = nz.decimal_value(pred)
+    if value is None:
+        return None
+    gold_dec = nz.decimal_value(gold)
+    if gold_dec is not None:
+        return abs(gold_dec - value) <= tolerance * max(1, abs(gold_dec))
+    gold_value = _numeric_value(gold)
+    if gold_value is None or gold_value.imag:
+        return None
+    if tolerance == 0:
+        return _is_exact(gold, value)
+    return abs(gold_value.real - float(value)) <= tolerance * max(1.0, abs(gold_value.real))
+
+
+def _is_exact(gold: str, value: Fraction) -> bool:
+    """Whether the gold's exact value equals the decimal ``value`` (e.g. 1/2 = 0.5, 1/7 != 0.142857)."""
+    import sympy
+
+    parsed, exact = mv_parse(gold)[0], sympy.Rational(value.numerator, value.denominator)
+    try:
+        if parsed.is_Rational:
+            return bool(parsed == exact)
+        if parsed.is_number and abs(parsed.evalf(40) - exact) > 1e-30:
+            return False
+        return bool(sympy.simplify(parsed - exact) == 0)
+    except Exception:
+        return False
+
+
+def _forms(answer: str) -> list[str]:
+    """Rewritten candidates of one answer: units stripped, repeating decimal, interval form."""
+    s = nz.drop_thousands(nz.strip_units(nz.basic(answer)))
+    s = nz.repeating_to_fraction(s)
+    return list(dict.fromkeys([s, nz.inequality_to_interval(s)]))
+
+
+def _choice_verdict(gold: str, pred: str, options: dict[str, str] | None) -> bool | None:
+    """Verdict for multiple-choice answers: letters compare as letters, text via the options."""
+    g, p = choice_letter(gold), choice_letter(pred)
+    if g is None and p is None:
+        return None
+    if g is not None and p is not None:
+        return g == p
+    if not options:
+        return False if g is not None else None
+    letter, text = (g, pred) if g is not None else (p, gold)
+    option = options.get(letter)
+    return option is not None and single_equal(option, text, 0.0, None)
+
+
+def single_equal(gold: str, pred: str, tolerance: float, options: dict[str, str] | None) -> bool:
+    """Whether one predicted answer equals one gold answer (no list splitting)."""
+    verdict = _choice_verdict(gold, pred, options)
+    if verdict is not None:
+        return verdict
+    golds, preds = _forms(gold), _forms(pred)
+    if any(g == p for g in golds for p in preds):
+        return True
+    (g_plain, g_pct), (p_plain, p_pct) = nz.strip_percent(golds[0]), nz.strip_percent(preds[0])
+    if g_pct or p_pct:
+        return _percent_equal(g_plain, g_pct, p_plain, p_pct, tolerance)
+    decided = _decimal_policy(golds[0], preds[0], tolerance)
+    if decided is not None:
+        return decided
+    return any(mv_equal(g, p) for g in golds for p in preds)
+
+
+def _percent_equal(g: str, g_pct: bool, p: str, p_pct: bool, tolerance: float) -> bool:
+    """``50\\%`` equals ``50`` and ``0.5`` (and the reverse): compare both readings."""
+    if single_equal(g, p, tolerance, None):
+        return True
+    scaled_g = f"\\frac{{{g}}}{{100}}" if g_pct else g
+    scaled_p = f"\\frac{{{p}}}{{100}}" if p_pct else p
+    return mv_equal(scaled_g, scaled_p)
+
+
+def quick_verdict(gold: str, pred: str, tolerance: float) -> bool | None:
+    """A verdict from string work alone (no sympy; safe in the caller): two choice letters, or two
+    plain decimals after unit/thousands rewrites. None means "ask a worker"."""
+    g_letter, p_letter = choice_letter(gold), choice_letter(pred)
+    if g_letter is not None and p_letter is not None:
+        return g_letter == p_letter
+    g_forms, p_forms = _forms(gold), _forms(pred)
+    if "%" in g_forms[0] + p_forms[0]:
+        return None
+    g_value, p_value = nz.decimal_value(g_forms[0]), nz.decimal_value(p_forms[0])
+    if g_value is None or p_value is None:
+        return None
+    return abs(g_value - p_value) <= tolerance * max(1, abs(g_value))
+
+
+def answers_equal(gold: str, pred: str, tolerance: float = 0.0, options: dict[str, str] | None = None) -> bool:
+    """Whether ``pred`` is the gold answer; lists and sets of solutions compare as multisets."""
+    g_parts = nz.split_top_level(nz.drop_thousands(nz.basic(gold)))
+    p_parts = nz.split_top_level(nz.drop_thousands(nz.basic(pred)))
+    if len(g_parts) <= 1 and len(p_parts) <= 1:
+        return single_equal(gold, pred, tolerance, options)
+    if len(g_parts) != len(p_parts):
+        return single_equal(gold, pred, tolerance, options) if len(p_parts) > 1 and len(g_parts) > 1 else False
+    remaining = list(g_parts)
+    for part in p_parts:
+        match = next((i for i, g in enumerate(remaining) if single_equal(g, part, tolerance, options)), None)
+        if match is None:
+            return False
+        remaining.pop(match)
+    return True

@@ -1,0 +1,131 @@
+"""The run's validated `sparse_rlvr` config section (sparse_rlvr/recipes/_sparse_rlvr_defaults.yaml).
+
+verl's own dataclass configs reject keys they do not know, so sparse_rlvr's options live in a
+top-level section of the run config. The driver validates it here; workers (which run the
+divergence-weighted policy loss) receive the weighting through the SPARSE_RLVR_WEIGHTING
+variable of the Ray runtime environment (see `ray_env_vars`).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from sparse_rlvr.training.weighting import WeightingConfig
+
+WEIGHTING_ENV = "SPARSE_RLVR_WEIGHTING"
+ESTIMATOR_NAME = "divergence_weighted"
+"""The name of sparse_rlvr's advantage estimator and policy loss in verl's registries."""
+
+
+@dataclass(frozen=True)
+class MonitorConfig:
+    """What the token-shift monitor computes and logs."""
+
+    chunk_tokens: int | None = None
+    """Rows per chunk of the exact divergence (its extra memory is ~7 x chunk x vocab floats); None:
+    64 MB per buffer on GPUs (~110 rows at V = 152k), the core's cache-sized default on CPU."""
+    histogram_bins: int = 64
+    """Bins of token_shift/js_histogram (W&B allows at most 512)."""
+    heatmap_freq: int = 10
+    """Every this many steps a W&B table of token heatmaps; 0 = never."""
+    heatmap_samples: int = 4
+    """Responses per heatmap table."""
+    logging_board_dir: str | None = None
+    """If set, per-step JSONL in the RL Logging Board schema plus the divergence fields."""
+
+    def __post_init__(self) -> None:
+        if self.chunk_tokens is not None and self.chunk_tokens < 1:
+            raise ValueError(f"sparse_rlvr.monitor.chunk_tokens must be >= 1 or null (default), got {self.chunk_tokens}")
+        if not 1 <= self.histogram_bins <= 512:
+            raise ValueError(f"sparse_rlvr.monitor.histogram_bins must be in [1, 512] (W&B's limit), got {self.histogram_bins}")
+        if self.heatmap_freq < 0:
+            raise ValueError(f"sparse_rlvr.monitor.heatmap_freq must be >= 0 (0 = never), got {self.heatmap_freq}")
+        if self.heatmap_samples < 1:
+            raise ValueError(f"sparse_rlvr.monitor.heatmap_samples must be >= 1, got {self.heatmap_samples}")
+
+
+@dataclass(frozen=True)
+class PluginConfig:
+    """The whole `sparse_rlvr` section."""
+
+    enable: bool = True
+    """Single exact pass in the workers (no extra forward) and the token_shift/ monitor."""
+    weighting: WeightingConfig = field(default_factory=WeightingConfig)
+    monitor: MonitorConfig = field(default_factory=MonitorConfig)
+
+    @classmethod
+    def from_config(cls, section: Any | None) -> PluginConfig:
+        """From the run config's `sparse_rlvr` section (a DictConfig or dict); None gives the defaults.
+
+        Unknown keys and out-of-range values raise ValueError naming the key and what is allowed.
+        """
+        if section is None:
+            return cls()
+        data = _plain(section)
+        unknown = set(data) - {"enable", "weighting", "monitor"}
+        if unknown:
+            raise ValueError(f"unknown sparse_rlvr option(s) {sorted(unknown)}; valid: enable, weighting.*, monitor.*")
+        monitor = data.get("monitor") or {}
+        bad = set(monitor) - set(MonitorConfig.__dataclass_fields__)
+        if bad:
+            raise ValueError(f"unknown sparse_rlvr.monitor option(s) {sorted(bad)}; valid: {sorted(MonitorConfig.__dataclass_fields__)}")
+        return cls(
+            enable=bool(data.get("enable", True)),
+            weighting=WeightingConfig.from_mapping(data.get("weighting")),
+            monitor=MonitorConfig(**monitor),
+        )
+
+    def ray_env_vars(self) -> dict[str, str]:
+        """Environment for every Ray worker: the weighting, read by the registered loss and estimator."""
+        return {WEIGHTING_ENV: json.dumps(asdict(self.weighting))}
+
+
+def _plain(section: Any) -> dict:
+    try:
+        from omegaconf import DictConfig, OmegaConf
+
+        if isinstance(section, DictConfig):
+            return OmegaConf.to_container(section, resolve=True)
+    except ImportError:  # pragma: no cover - omegaconf comes with verl
+        pass
+    return dict(section)
+
+
+def check_run_config(config: Any, plugin: PluginConfig) -> None:
+    """Weighting options without the estimator that reads them would be silently ignored: refuse."""
+    weighting = plugin.weighting
+    uses_weighting = weighting.scale != 0 or weighting.mask != "none"
+    estimator = config.algorithm.adv_estimator
+    loss_mode = config.actor_rollout_ref.actor.policy_loss.get("loss_mode", "vanilla")
+    if uses_weighting and estimator != ESTIMATOR_NAME and loss_mode != ESTIMATOR_NAME:
+        raise ValueError(
+            f"sparse_rlvr.weighting is set (scale={weighting.scale}, mask={weighting.mask}) but nothing reads it: "
+            f"set algorithm.adv_estimator={ESTIMATOR_NAME} (or actor_rollout_ref.actor.policy_loss.loss_mode={ESTIMATOR_NAME})"
+        )
+    if plugin.enable:
+        _check_single_pass_supported(config)
+    if estimator == ESTIMATOR_NAME and not plugin.enable and (weighting.scale != 0 or weighting.mask == "divergence"):
+        raise ValueError(
+            f"algorithm.adv_estimator={ESTIMATOR_NAME} with weighting needs the per-token divergence from the single "
+            "pass: set sparse_rlvr.enable=true"
+        )
+
+
+def _check_single_pass_supported(config: Any) -> None:
+    """What the single pass cannot do, refused before the first rollout rather than at the first step."""
+    arr = config.actor_rollout_ref
+    problems = []
+    for role in ("actor", "ref"):
+        if arr[role].strategy not in ("fsdp", "fsdp2"):
+            problems.append(f"actor_rollout_ref.{role}.strategy={arr[role].strategy}: the single pass runs on verl's FSDP engines")
+    if arr.model.get("use_fused_kernels", False):
+        problems.append("actor_rollout_ref.model.use_fused_kernels=true: fused kernels never build the logits the pass compares")
+    correction = config.algorithm.get("rollout_correction", None)
+    if correction and correction.get("bypass_mode", False):
+        problems.append("algorithm.rollout_correction.bypass_mode=true: it skips the old-log-prob pass the single pass replaces")
+    if config.trainer.get("v1", {}).get("trainer_mode", "sync") != "sync":
+        problems.append(f"trainer.v1.trainer_mode={config.trainer.v1.trainer_mode}: the plugin extends verl's synchronous trainer")
+    if problems:
+        raise ValueError("sparse_rlvr.enable=true cannot run with:\n  " + "\n  ".join(problems) + "\n(or set sparse_rlvr.enable=false)")

@@ -1,0 +1,115 @@
+"""Launch a sparse_rlvr recipe through verl's own ``main_ppo`` path (``run_ppo``), with our TaskRunner.
+
+Commands: ``sparse-rlvr train --config-name grpo_tiny_cpu [hydra overrides...]`` or
+``python -m sparse_rlvr.train`` with the same arguments.
+
+``train`` composes the packaged recipe ``sparse_rlvr/recipes/<name>.yaml`` (which extends verl's ``ppo_trainer`` and adds the
+``sparse_rlvr`` section), and does what verl's ``main_ppo.main`` does (``auto_set_device``,
+``validate_config``, ``run_ppo``) with these steps of ours:
+
+1. the ``sparse_rlvr`` section is validated (``PluginConfig``) and its weighting is put in the
+   environment of this process and of every Ray worker (``SPARSE_RLVR_WEIGHTING``);
+2. if the recipe asks for CPU (``trainer.device: cpu``) it sets ``SPARSE_RLVR_DEVICE=cpu`` in
+   this process *before* importing verl, so the driver resolves the CPU platform too (Ray
+   workers get it from the recipe's ``ray_kwargs.ray_init.runtime_env.env_vars``), and
+   ``check_cpu_config`` rejects GPU-only options on CPU with a clear message instead of a hang;
+3. verl's TaskRunner is replaced by ``TokenShiftTaskRunner`` (``shift_trainer``), which builds
+   the trainer with the single pass and the token-shift monitor.
+"""
+
+from __future__ import annotations
+
+import os
+from importlib.resources import files
+from pathlib import Path
+
+RECIPES_DIR = Path(str(files("sparse_rlvr") / "recipes"))
+"""The recipes, shipped as package data: found the same way from a source checkout and from a wheel."""
+DEFAULT_CONFIG = "sparse_rlvr_trainer"
+"""verl's ppo_trainer plus the sparse_rlvr section: what ``python -m sparse_rlvr.train`` uses without --config-name."""
+GPU_ONLY_ROLLOUTS = {"vllm", "sglang", "trtllm"}
+
+
+def compose(config_name: str, overrides: list[str], config_dir: Path = RECIPES_DIR):
+    """The recipe's full verl config (Hydra compose, like ``main_ppo`` would build it)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(config_dir), version_base=None):
+        return hydra_compose(config_name=config_name, overrides=overrides)
+
+
+def check_cpu_config(config) -> None:
+    """Raise ValueError naming the option when a CPU run is configured with a GPU-only setting."""
+    problems = []
+    rollout = config.actor_rollout_ref.rollout
+    if rollout.name in GPU_ONLY_ROLLOUTS:
+        problems.append(f"actor_rollout_ref.rollout.name={rollout.name} needs a GPU: use 'hf'")
+    for role in ("actor", "ref"):
+        strategy = config.actor_rollout_ref[role].strategy
+        if strategy not in ("fsdp2",):
+            problems.append(f"actor_rollout_ref.{role}.strategy={strategy}: only fsdp2 runs on CPU")
+    env_vars = config.ray_kwargs.ray_init.get("runtime_env", {}).get("env_vars", {}) or {}
+    if env_vars.get("SPARSE_RLVR_DEVICE") != "cpu":
+        problems.append("ray_kwargs.ray_init.runtime_env.env_vars.SPARSE_RLVR_DEVICE must be 'cpu' so Ray workers load the CPU platform")
+    if not config.ray_kwargs.ray_init.get("num_gpus"):
+        problems.append("ray_kwargs.ray_init.num_gpus must be >= trainer.n_gpus_per_node (fake GPUs are worker slots on CPU)")
+    if problems:
+        raise ValueError("GPU-only settings in a CPU run:\n  " + "\n  ".join(problems))
+
+
+def pass_plugin_env(config) -> "PluginConfig":
+    """Validate the ``sparse_rlvr`` section; put its weighting in this process's and every Ray worker's env."""
+    from omegaconf import open_dict
+
+    from sparse_rlvr.training.config import PluginConfig, check_run_config
+
+    plugin = PluginConfig.from_config(config.get("sparse_rlvr"))
+    check_run_config(config, plugin)
+    env = plugin.ray_env_vars()
+    os.environ.update(env)
+    with open_dict(config):
+        ray_init = config.ray_kwargs.setdefault("ray_init", {})
+        runtime_env = ray_init.setdefault("runtime_env", {})
+        runtime_env.setdefault("env_vars", {})
+        runtime_env.env_vars.update(env)
+    return plugin
+
+
+def _default_reference_batching(config) -> None:
+    """Runs without a KL term (DAPO) rarely set the reference's batching, which verl's checks need
+    once the plugin loads a reference: take the rollout's log-prob batching (the single pass uses it)."""
+    from omegaconf import open_dict
+
+    ref, rollout = config.actor_rollout_ref.ref, config.actor_rollout_ref.rollout
+    with open_dict(ref):
+        if ref.get("log_prob_micro_batch_size_per_gpu") is None and ref.get("log_prob_micro_batch_size") is None:
+            ref.log_prob_micro_batch_size_per_gpu = rollout.log_prob_micro_batch_size_per_gpu
+        if ref.get("log_prob_max_token_len_per_gpu") is None:
+            ref.log_prob_max_token_len_per_gpu = rollout.log_prob_max_token_len_per_gpu
+
+
+def train(config_name: str, overrides: list[str]) -> None:
+    """Run verl's trainer on the recipe with sparse_rlvr's TaskRunner; CPU recipes get the CPU platform."""
+    config = compose(config_name, overrides)
+    plugin = pass_plugin_env(config)
+    if config.trainer.device == "cpu":
+        check_cpu_config(config)
+        os.environ["SPARSE_RLVR_DEVICE"] = "cpu"
+        os.environ.setdefault("VERL_USE_EXTERNAL_MODULES", "sparse_rlvr.training.verl_glue.registered_backends")
+    from sparse_rlvr.training.verl_glue.registered_backends import register_training_components
+
+    register_training_components()  # before verl's config checks read the platform
+    from verl.trainer.main_ppo import run_ppo
+    from verl.trainer.ppo.utils import need_critic, need_reference_policy
+    from verl.utils.config import validate_config
+    from verl.utils.device import auto_set_device
+
+    from sparse_rlvr.training.verl_glue.trainer import TokenShiftTaskRunner
+
+    auto_set_device(config)
+    use_reference = need_reference_policy(config) or plugin.enable
+    if plugin.enable and not need_reference_policy(config):
+        _default_reference_batching(config)
+    validate_config(config=config, use_reference_policy=use_reference, use_critic=need_critic(config))
+    run_ppo(config, task_runner_class=TokenShiftTaskRunner)

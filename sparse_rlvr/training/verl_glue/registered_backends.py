@@ -1,0 +1,83 @@
+"""Register sparse_rlvr's training components in verl: the ``hf`` rollout and, on request, CPU.
+
+Device selection (how a CPU run is asked for):
+    ``SPARSE_RLVR_DEVICE=cpu`` in the environment of *every* process. Our CPU recipes put it in
+    ``ray_kwargs.ray_init.runtime_env.env_vars`` (so each Ray worker sees it before it imports
+    verl) and ``sparse_rlvr.training.verl_glue.launch`` sets it in the driver. Unset (the default on a
+    GPU cluster) nothing device-related changes: only the ``hf`` rollout name is added.
+
+Hook:
+    ``register_training_components()`` is meant to be called from ``sparse_rlvr.plugin``
+    (entry point group ``verl.plugins``, imported by ``import verl`` in every process). Until it
+    is, ``VERL_USE_EXTERNAL_MODULES=sparse_rlvr.training.verl_glue.registered_backends`` works too: importing
+    this module calls ``register_training_components()`` once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+logger = logging.getLogger("sparse_rlvr.training.verl_glue.registered_backends")
+
+DEVICE_ENV = "SPARSE_RLVR_DEVICE"
+SUPPORTED_VERL = "0.9.1"
+_DONE: dict[str, str] = {}
+
+
+def requested_device() -> str | None:
+    """The device asked for through ``SPARSE_RLVR_DEVICE`` ("cpu"), or None."""
+    value = os.environ.get(DEVICE_ENV, "").strip().lower()
+    if value not in ("", "cpu", "cuda"):
+        raise ValueError(f"{DEVICE_ENV}={value!r}: expected 'cpu' or unset")
+    return value or None
+
+
+def check_verl_version() -> None:
+    """Fail loudly on a verl whose internals we have not checked (see ``internals``)."""
+    import verl
+
+    if verl.__version__ != SUPPORTED_VERL:
+        raise RuntimeError(
+            f"sparse_rlvr's CPU platform and hf rollout are built against verl {SUPPORTED_VERL}, "
+            f"found {verl.__version__}; pin verl=={SUPPORTED_VERL} or port sparse_rlvr/training/internals.py"
+        )
+
+
+def _load_hf_replica() -> type:
+    """Lazy loader, as verl's own: importing hf_rollout here would be circular inside ``import verl``."""
+    from sparse_rlvr.training.verl_glue.hf_rollout import HFReplica
+
+    return HFReplica
+
+
+def register_hf_rollout() -> dict[str, str]:
+    """Add backend ``hf`` to verl's two rollout registries (replica and in-worker adapter)."""
+    from verl.workers.rollout import base, replica
+
+    replica.RolloutReplicaRegistry.register("hf", _load_hf_replica)
+    base._ROLLOUT_REGISTRY[("hf", "async")] = "sparse_rlvr.training.verl_glue.hf_rollout.HFServerAdapter"
+    return {"hf": "verl.workers.rollout.replica.RolloutReplicaRegistry", "hf/async": "verl.workers.rollout.base._ROLLOUT_REGISTRY"}
+
+
+def register_training_components() -> dict[str, str]:
+    """Register everything once per process; returns {component: verl registry}."""
+    if _DONE:
+        return dict(_DONE)
+    check_verl_version()
+    registered = register_hf_rollout()
+    from sparse_rlvr.training.verl_glue.benchmark_forward_counter import install_forward_counter
+
+    if install_forward_counter():
+        registered["forward counter"] = "torch global forward hook (SPARSE_RLVR_COUNT_FORWARDS)"
+    if requested_device() == "cpu":
+        from sparse_rlvr.training.verl_glue.cpu_platform import activate_cpu_platform
+
+        registered |= activate_cpu_platform()
+    _DONE.update(registered)
+    logger.info("sparse_rlvr training components registered in verl: %s", registered)
+    return dict(registered)
+
+
+if os.environ.get(DEVICE_ENV) or "sparse_rlvr.training.verl_glue.registered_backends" in os.environ.get("VERL_USE_EXTERNAL_MODULES", ""):
+    register_training_components()
