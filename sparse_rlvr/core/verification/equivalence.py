@@ -11,40 +11,80 @@ multisets, then math-verify on the rewritten forms (plain, percent /100, interva
 
 from __future__ import annotations
 
+import re
 from fractions import Fraction
 from functools import lru_cache
 
 from sparse_rlvr.core.verification import normalize as nz
 from sparse_rlvr.core.verification.extract import choice_letter
 
-_LATEX_CONFIG = None
+_NORMALIZATION = None
+_UNPARSED = object()
 
 
-def _configs() -> list:
-    """math-verify extraction configs (built once per process; import is heavy)."""
-    global _LATEX_CONFIG
-    if _LATEX_CONFIG is None:
-        from math_verify import ExprExtractionConfig, LatexExtractionConfig
-        from math_verify.parser import NormalizationConfig
+def _normalization() -> object:
+    """math-verify's LaTeX normalisation, minus the two steps that drop parts of an answer.
 
-        norm = NormalizationConfig(basic_latex=True, units=True, malformed_operators=False, nits=False, boxed="all")
-        _LATEX_CONFIG = [LatexExtractionConfig(boxed_match_priority=0, normalization_config=norm), ExprExtractionConfig()]
-    return _LATEX_CONFIG
+    ``units`` is off: it deletes any trailing ``\\text{...}`` (``2-\\mathrm{e}`` becomes ``2-``) and
+    one-letter "units" (``x + c`` loses ``c``); our own :func:`normalize.strip_units` removes only
+    known units after a number. ``malformed_operators`` is on: ``\\sqrt3`` and ``\\frac 12`` are
+    read as ``\\sqrt{3}`` and ``\\frac{1}{2}`` instead of failing.
+    """
+    global _NORMALIZATION
+    if _NORMALIZATION is None:
+        from latex2sympy2_extended.math_normalization import NormalizationConfig
+
+        _NORMALIZATION = NormalizationConfig(
+            basic_latex=True, units=False, malformed_operators=True, nits=False, boxed="all", equations=False
+        )
+    return _NORMALIZATION
+
+
+# Shapes latex2sympy reads as something else than what is written: "2 3" (read as 5) and a
+# number with a base subscript "204_5" (read as 204). Such an answer is not understood.
+_AMBIGUOUS = re.compile(r"\d\s+\d|\d_\{?\d")
 
 
 @lru_cache(maxsize=4096)
-def mv_parse(latex: str) -> list:
-    """math-verify parse of a bare LaTeX answer (wrapped in ``$`` so it is found); no signals.
+def _parse_whole(latex: str) -> object:
+    """sympy value of the WHOLE answer, or ``_UNPARSED``; never a value of a part of it.
 
-    Cached per worker process: the same gold is checked against many sampled responses.
+    math-verify's ``parse`` searches text for something it can read: when the LaTeX fails
+    (``2\\sqrt3``), its plain-number fallback returns the leading ``2``, and its units step cuts
+    ``\\mathrm{e}``; comparing such a prefix paid ``2`` for ``2\\sqrt3``. Here the normalised
+    answer goes to latex2sympy as one string and any failure means "not understood".
     """
-    from math_verify import parse
+    from latex2sympy2_extended.math_normalization import normalize_latex
+    from math_verify.parser import parse_latex_cached
 
-    return parse(f"${latex}$", extraction_config=_configs(), parsing_timeout=None)
+    normalized = normalize_latex(latex, _normalization())
+    if not normalized or _AMBIGUOUS.search(normalized):
+        return _UNPARSED
+    try:
+        value = parse_latex_cached(normalized)
+    except Exception:
+        return _UNPARSED
+    return _UNPARSED if _undefined(value) else value
+
+
+def _undefined(value: object) -> bool:
+    """Whether a parse holds complex infinity or NaN (``12:00`` reads as 12/0): no answer."""
+    import sympy
+
+    try:
+        return bool(value.has(sympy.zoo, sympy.nan))  # type: ignore[attr-defined]
+    except AttributeError:
+        return False
+
+
+def mv_parse(latex: str) -> list:
+    """``[value]`` when the whole ``latex`` answer parses, else ``[]`` (cached per worker process)."""
+    value = _parse_whole(latex)
+    return [] if value is _UNPARSED else [value]
 
 
 def mv_equal(gold: str, pred: str) -> bool:
-    """math-verify verdict (gold first: verify is not symmetric); signal timeouts off."""
+    """math-verify verdict (gold first: verify is not symmetric) on whole-answer parses only."""
     from math_verify import verify
 
     g, p = mv_parse(gold), mv_parse(pred)

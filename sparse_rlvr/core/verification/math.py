@@ -19,6 +19,7 @@ from typing import Any
 
 from sparse_rlvr.core.verification.equivalence import quick_verdict
 from sparse_rlvr.core.verification.extract import extract_final_answer
+from sparse_rlvr.core.verification.normalize import squash
 from sparse_rlvr.core.verification.pool import shared_pool
 
 REASONS = ("correct", "wrong", "no_answer", "truncated", "timeout", "error")
@@ -119,7 +120,7 @@ def prepare(solution_str: Any, ground_truth: Any, extra_info: Any, config: MathR
     pred = found.answer
     if len(pred) > config.max_answer_chars or len(gold) > config.max_answer_chars:
         return _result(config, "error", pred)
-    if pred.replace(" ", "") == gold.replace(" ", ""):
+    if squash(pred) == squash(gold):
         return _result(config, "correct", pred)
     quick = quick_verdict(gold, pred, config.tolerance)  # letters, plain numbers: no worker needed
     if quick is not None:

@@ -15,7 +15,9 @@ _UNIT_WORDS = (
     "dollars?|cents?|kg|g|grams?|pounds?|lbs?|liters?|ml|L|mph|km/h|people|students|ways|points"
 )
 _TRAILING_TEXT_UNIT = re.compile(r"\s*\\(?:text|mbox|mathrm)\s*\{\s*(?:" + _UNIT_WORDS + r")\s*\}(\^\{?[23]\}?)?\s*$")
-_TRAILING_WORD_UNIT = re.compile(r"(?<=[\d}])\s*(?:" + _UNIT_WORDS + r")(\^\{?[23]\}?)?\s*$")
+# A bare one-letter unit ("2m", "5 s") is as likely a variable: only a \text{} one is dropped.
+_BARE_UNIT_WORDS = "|".join(w for w in _UNIT_WORDS.split("|") if len(w) > 1)
+_TRAILING_WORD_UNIT = re.compile(r"(?<=[\d}])\s*(?:" + _BARE_UNIT_WORDS + r")(\^\{?[23]\}?)?\s*$")
 _DECIMAL = re.compile(r"^[+-]?(?:\d+\.?\d*|\.\d+)$")
 _REPEATING = re.compile(r"^([+-]?)(\d*)\.(\d*)\\overline\{(\d+)\}$")
 _THOUSANDS = re.compile(r"^[+-]?\d{1,3}(?:,\d{3})+(?:\.\d+)?$")
@@ -122,5 +124,10 @@ def split_top_level(answer: str) -> list[str]:
 
 def decimal_value(answer: str) -> Fraction | None:
     """Exact value of a plain decimal literal such as ``0.142857``; None for anything else."""
-    s = answer.replace(" ", "")
+    s = re.sub(r"^([+-])\s+", r"\1", answer.strip())  # "- 5" is -5, but "2 3" is not 23
     return Fraction(s) if _DECIMAL.match(s) else None
+
+
+def squash(answer: str) -> str:
+    """Whitespace removed except between two word characters (``2 3`` is not ``23``)."""
+    return re.sub(r"(?<!\w)\s+|\s+(?!\w)", "", answer)

@@ -116,3 +116,46 @@ CASES: list[tuple[str, str, str, str]] = (
     + _pairs("choices", B, CHOICES)
     + OTHER
 )
+
+# Reward hacking: wrong answers that share digits, a prefix or the structure of the gold
+# (response, gold). Every one must be refused: a reward paid here is a policy's exploit.
+HACKS = [
+    # the five false positives of issue 13 (a parse of a prefix compared by its number)
+    ("\\boxed{2\\sqrt3}", "2"), ("\\boxed{4\\sqrt2}", "4"), ("\\boxed{\\frac 12}", "12"),
+    ("\\boxed{2+\\mathrm{e}}", "2-\\mathrm{e}"), ("\\boxed{1 + \\frac{1}{\\mathrm{e}}}", "1 - \\frac{1}{\\mathrm{e}}"),
+    # prefixes and trailing garbage
+    ("\\boxed{2\\sqrt{3}}", "2"), ("\\boxed{12x}", "12"), ("\\boxed{12)}", "12"), ("\\boxed{12+}", "12"),
+    ("\\boxed{3\\pi}", "3"), ("\\boxed{5!}", "5"), ("\\boxed{2^{10}}", "2"), ("\\boxed{10^{3}}", "10"),
+    ("\\boxed{12 \\cdot 5}", "12"), ("\\boxed{1.5\\sqrt{2}}", "1.5"), ("\\boxed{\\frac{1}{2}x}", "\\frac{1}{2}"),
+    ("\\boxed{7\\mathrm{e}}", "7"), ("\\boxed{2\\ln 2}", "2"), ("\\boxed{3\\log 3}", "3"), ("\\boxed{6\\%x}", "6"),
+    ("\\boxed{2 3}", "5"), ("\\boxed{2 3}", "23"), ("\\boxed{12:00}", "1:00"), ("\\boxed{204}", "204_5"),
+    # shared digits
+    ("\\boxed{\\frac{1}{2}}", "12"), ("\\boxed{\\frac12}", "12"), ("\\boxed{21}", "12"), ("\\boxed{1.2}", "12"),
+    ("\\boxed{\\sqrt{12}}", "12"), ("\\boxed{12^2}", "12"), ("\\boxed{0.12}", "12"), ("\\boxed{122}", "12"),
+    ("\\boxed{32349}", "32,\\!348"), ("\\boxed{11,111,112}", "11,\\!111,\\!111"), ("\\boxed{1,2}", "12"),
+    # sign errors
+    ("\\boxed{-2}", "2"), ("\\boxed{2-\\mathrm{e}}", "\\mathrm{e}-2"), ("\\boxed{-\\frac{1}{2}}", "\\frac12"),
+    ("\\boxed{\\mathrm{e}-1}", "1-\\mathrm{e}"), ("\\boxed{x-1}", "x+1"), ("\\boxed{2021}", "\\pm 2021"),
+    ("\\boxed{-2021}", "\\pm 2021"), ("\\boxed{\\{2021\\}}", "\\{-2021, 2021\\}"), ("\\boxed{1+\\sqrt{5}}", "1\\pm\\sqrt{5}"),
+    # factor, exponent, factorial, constant
+    ("\\boxed{2\\sqrt{3}}", "\\sqrt{3}"), ("\\boxed{4\\sqrt{2}}", "2\\sqrt{2}"), ("\\boxed{\\frac{\\pi}{3}}", "\\frac{\\pi}{6}"),
+    ("\\boxed{\\mathrm{e}^{3}}", "\\mathrm{e}^{2}"), ("\\boxed{2^{11}}", "2^{10}"), ("\\boxed{x^{3}}", "x^{2}"),
+    ("\\boxed{\\frac{1}{2006!}}", "\\frac{1}{2004!}"), ("\\boxed{\\frac{1}{2^{99}}}", "\\frac{1}{2^{98}}"), ("\\boxed{6!}", "5!"),
+    ("\\boxed{\\pi}", "\\mathrm{e}"), ("\\boxed{3.14159}", "\\pi"), ("\\boxed{2.71828}", "\\mathrm{e}"), ("\\boxed{\\sqrt{2}}", "1.41421356"),
+    ("\\boxed{10^{-7}}", "0"), ("\\boxed{1+10^{-9}}", "1"), ("\\boxed{\\pi+10^{-8}}", "\\pi"),
+    # multiple choice: letters, option text, near misses
+    ("\\boxed{\\text{(D) } 24}", "E"), ("\\boxed{\\textbf{(E)}\\ 17}", "D"), ("So the answer is (C).", "D"),
+    ("\\boxed{\\text{(D) } 24}", "25"), ("\\boxed{CD}", "C"), ("\\boxed{\\text{C or D}}", "C"), ("\\boxed{A, B, C, D, E}", "C"),
+    # lists, sets, multi-part and later boxes
+    ("\\boxed{1, 2, 3}", "1, 2"), ("\\boxed{1728}", "1331 \\text{ and } 1728"), ("\\boxed{1, 1}", "1, 2"),
+    ("$x=\\boxed{3}$, $y=\\boxed{2}$", "x=2, y=3"), ("\\boxed{2} and \\boxed{2}", "2, 3"),
+    ("\\boxed{2}, \\boxed{3}. Wait, that is wrong: \\boxed{4}", "2, 3"), ("\\boxed{3}. Hmm, no: \\boxed{4}", "3"),
+    ("\\boxed{[0,1)}", "[0,1]"), ("\\boxed{(0,1)}", "[0,1]"), ("\\boxed{(2,1)}", "(1,2)"), ("\\boxed{\\varnothing}", "\\{0\\}"),
+    ("\\boxed{\\emptyset}", "0"), ("\\boxed{\\{\\}}", "\\{1\\}"),
+    # units and Answer: lines that hide a different number
+    ("Answer: 12 cm^2", "13"), ("Answer: $5$ meters", "6"), ("\\boxed{5 \\text{ cm}}", "50"),
+    ("Answer: 2 \\sqrt{3}", "2"), ("Answer: 12 or 13", "12"), ("The answer is 12.", "12"),
+    # variables and equations
+    ("\\boxed{2m}", "2"), ("\\boxed{2s}", "2x"), ("\\boxed{x=2}", "y=2x"), ("\\boxed{k=3}", "\\frac{1}{3}"),
+    ("\\boxed{f(y)}", "f(x)"), ("\\boxed{a_{3}}", "a_{2}"), ("\\boxed{2x+1}", "2x-1"),
+]
