@@ -11,7 +11,6 @@ an interrupted run redoes at most the shards that were in flight.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pandas as pd
@@ -19,7 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sparse_rlvr.analysis.config import ShiftConfig
-from sparse_rlvr.core.run_files import atomic_write, check_or_write_fingerprint
+from sparse_rlvr.core.run_files import atomic_write, atomic_write_with, check_or_write_fingerprint
 
 
 def check_or_write_config(config: ShiftConfig) -> None:
@@ -46,9 +45,7 @@ def write_shard(directory: Path, index: int, tokens: pa.Table, counts: dict[str,
     path = shard_path(directory, index)
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path.with_suffix(".json"), json.dumps(counts).encode())
-    temporary = path.with_suffix(".parquet.partial")
-    pq.write_table(tokens, temporary, compression="zstd")
-    os.replace(temporary, path)
+    atomic_write_with(path, lambda file: pq.write_table(tokens, file, compression="zstd"))
 
 
 def read_tokens(directory: Path, columns: list[str] | None = None) -> pd.DataFrame:

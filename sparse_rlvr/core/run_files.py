@@ -4,16 +4,28 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 
 def atomic_write(path: Path, data: bytes) -> None:
-    """Write to a temporary name, flush it to disk, then rename: readers never see a half-written
-    file, and a failure leaves the previous file (or none) and no temporary file behind."""
+    """Write `data` to `path` atomically (see `atomic_write_with`)."""
+    atomic_write_with(path, lambda file: file.write(data))
+
+
+def atomic_write_with(path: Path, write: Callable[[BinaryIO], object]) -> None:
+    """Call `write(file)` on a temporary file, flush it to disk, then rename it to `path`.
+
+    Readers never see a half-written file, and a failure (in `write` too) leaves the previous
+    file (or none) and no temporary file behind. `write` gets a binary file object, so writers
+    that stream (``pyarrow.parquet.write_table(table, file)``, a line-by-line copy) need not hold
+    the whole file in memory.
+    """
     temporary = path.with_name(path.name + ".partial")
     try:
         with open(temporary, "wb") as file:
-            file.write(data)
+            write(file)
             file.flush()
             os.fsync(file.fileno())
         os.replace(temporary, path)

@@ -44,6 +44,8 @@ from typing import Annotated, Any
 
 import typer
 
+from sparse_rlvr.core.run_files import atomic_write_with
+
 DAPO_PREFIX = (
     "Solve the following math problem step by step. The last line of your response should be of the form "
     "Answer: $Answer (without quotes) where $Answer is the answer to the problem.\n\n"
@@ -165,10 +167,24 @@ def _read_parquet(path: Path) -> InputTable:
     return InputTable(str(path), columns, parquet.metadata.num_rows, (b.to_pylist() for b in parquet.iter_batches(BATCH_ROWS)))
 
 
+def _jsonl_row(path: Path, number: int, line: str) -> dict:
+    """Line `number` of a JSONL file as a row object; ValueError naming file, line and what was expected."""
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}:{number}: not valid JSON ({error}); expected one JSON object (a row) per line") from None
+    if not isinstance(row, dict):
+        raise ValueError(
+            f"{path}:{number}: expected a JSON object (one row per line, e.g. {{\"problem\": ..., \"answer\": ...}}), "
+            f"got a JSON {type(row).__name__}: {line.strip()[:80]}"
+        )
+    return row
+
+
 def _read_jsonl(path: Path) -> InputTable:
     with path.open(encoding="utf-8") as handle:
-        first = next((line for line in handle if line.strip()), None)
-    columns = list(json.loads(first)) if first else []
+        first = next(((number, line) for number, line in enumerate(handle, 1) if line.strip()), None)
+    columns = list(_jsonl_row(path, *first)) if first else []
     with path.open(encoding="utf-8") as handle:
         total = sum(1 for line in handle if line.strip())
 
@@ -178,10 +194,7 @@ def _read_jsonl(path: Path) -> InputTable:
             for number, line in enumerate(handle, 1):
                 if not line.strip():
                     continue
-                try:
-                    batch.append(json.loads(line))
-                except json.JSONDecodeError as error:
-                    raise ValueError(f"{path}:{number}: not a JSON object ({error})") from None
+                batch.append(_jsonl_row(path, number, line))
                 if len(batch) == BATCH_ROWS:
                     yield batch
                     batch = []
@@ -391,13 +404,14 @@ def _progress(total: int):
                     console=Console(stderr=True), transient=True)
 
 
-def prepare(dataset: str, inputs: list[str] | str, output: str | Path) -> PrepareReport:
-    """Read `inputs` in `dataset`'s layout, dedupe, apply the DAPO template and write `output` (parquet)."""
+def prepare(dataset: str, inputs: list[str | Path] | str | Path, output: str | Path) -> PrepareReport:
+    """Read `inputs` (one file or hub id, or a list of them) in `dataset`'s layout, dedupe, apply the DAPO
+    template and write `output` (parquet, atomically: a failure leaves no partial file)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     spec = get_spec(dataset)
-    inputs = [inputs] if isinstance(inputs, (str, Path)) else [str(source) for source in inputs]
+    inputs = [str(inputs)] if isinstance(inputs, (str, os.PathLike)) else [str(source) for source in inputs]
     if not inputs:
         raise ValueError(f"{dataset}: give at least one --input (a local file or a hub id such as {spec.hub_id})")
     tables = read_inputs(inputs, spec)
@@ -429,9 +443,8 @@ def prepare(dataset: str, inputs: list[str] | str, output: str | Path) -> Prepar
     report.rows_written = len(rows)
     out = Path(output).expanduser()
     out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.with_name(out.name + ".partial")
-    pq.write_table(pa.Table.from_pylist(rows, schema=output_schema()), partial)
-    os.replace(partial, out)
+    table = pa.Table.from_pylist(rows, schema=output_schema())
+    atomic_write_with(out, lambda file: pq.write_table(table, file))
     return report
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pandas as pd
 import pytest
@@ -161,6 +162,55 @@ def test_a_prompt_outside_the_dapo_template_is_refused(tmp_path):
     pd.DataFrame([row]).to_parquet(tmp_path / "in.parquet")
     with pytest.raises(ValueError, match="row 0: the prompt does not follow the DAPO template"):
         prepare("dapo_math_17k", [str(tmp_path / "in.parquet")], tmp_path / "out.parquet")
+
+
+def test_one_path_not_in_a_list_is_one_input(tmp_path):
+    write_jsonl(tmp_path / "amc.jsonl", [{"id": 3, "question": "How many?", "answer": 27.0}])
+    prepare("amc23", tmp_path / "amc.jsonl", tmp_path / "from_path.parquet")  # a Path, as from typer or pathlib
+    prepare("amc23", str(tmp_path / "amc.jsonl"), tmp_path / "from_str.parquet")
+    assert read_rows(tmp_path / "from_path.parquet") == read_rows(tmp_path / "from_str.parquet") == [
+        expected_row("amc23", "test", 0, "How many?", "27", "3")
+    ]
+    with pytest.raises(FileNotFoundError, match="nope.jsonl: no such file"):  # was a TypeError from re.search(Path)
+        prepare("amc23", tmp_path / "nope.jsonl", tmp_path / "out.parquet")
+
+
+@pytest.mark.parametrize("line, kind", [("[1, 2]", "list"), ('"a problem"', "str"), ("7", "int"), ("null", "NoneType")])
+@pytest.mark.parametrize("first", [True, False], ids=["first-line", "later-line"])
+def test_a_jsonl_line_that_is_not_an_object_names_file_and_line(tmp_path, line, kind, first):
+    good = json.dumps({"question": "P?", "answer": "7"})
+    lines = [line, good] if first else [good, "", good, line]
+    (tmp_path / "in.jsonl").write_text("\n".join(lines) + "\n")
+    number = 1 if first else 4  # the blank line still counts: the number is the one an editor shows
+    with pytest.raises(ValueError, match=rf"in\.jsonl:{number}: expected a JSON object \(one row per line.*got a JSON {kind}"):
+        prepare("aime25", [str(tmp_path / "in.jsonl")], tmp_path / "out.parquet")
+    assert not (tmp_path / "out.parquet").exists()
+
+
+def test_a_failed_parquet_write_keeps_the_old_output_and_leaves_no_partial_file(tmp_path, monkeypatch):
+    """The output goes through run_files' atomic write: a writer dying mid-file (disk full) changes nothing."""
+    import pyarrow.parquet as pq
+
+    write_jsonl(tmp_path / "a.jsonl", [{"question": "P?", "answer": "7"}])
+    prepare("aime25", [str(tmp_path / "a.jsonl")], tmp_path / "out.parquet")
+    before = (tmp_path / "out.parquet").read_bytes()
+    real_write_table = pq.write_table
+
+    def dies_mid_file(table, where, **kwargs):
+        if isinstance(where, (str, os.PathLike)):
+            where = open(where, "wb")  # noqa: SIM115 (the old code handed a path)
+        where.write(b"PAR1 half a file")
+        where.flush()
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(pq, "write_table", dies_mid_file)
+    write_jsonl(tmp_path / "b.jsonl", [{"question": "Q?", "answer": "8"}])
+    with pytest.raises(OSError, match="No space left"):
+        prepare("aime25", [str(tmp_path / "b.jsonl")], tmp_path / "out.parquet")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.jsonl", "b.jsonl", "out.parquet"]
+    assert (tmp_path / "out.parquet").read_bytes() == before
+    monkeypatch.setattr(pq, "write_table", real_write_table)
+    assert [r["extra_info"]["problem"] for r in read_rows(tmp_path / "out.parquet")] == ["P?"]
 
 
 def test_cli_writes_the_file_and_reports_errors(tmp_path):
