@@ -1,21 +1,22 @@
-"""The paper's token-shift statistics (sections 1 and 3) from per-token results."""
+"""The paper's token-shift statistics (sections 1 and 3) from per-token results.
+
+Percentiles, relative-position deciles and base-entropy bins come from
+`sparse_rlvr.core.shift_stats`, the same functions the W&B monitor uses.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-PERCENTILES = [1, 5, 10, 25, 50, 75, 90, 95, 99, 99.9]
-POSITION_BINS = 10
-ENTROPY_EDGES = [0.0, 0.1, 0.5, 1.0, 2.0, 4.0, float("inf")]
+from sparse_rlvr.core.shift_stats import PERCENTILES, js_by_entropy, js_by_position, js_percentiles
 
 
 def summarize(tokens: pd.DataFrame, cutoffs: list[float], high: float, counts: dict[str, int]) -> dict:
     """Every statistic of `sparse-rlvr shift` as a JSON-ready dict.
 
-    `tokens` needs the columns written by the analysis (js, rel_position, position,
-    response_length, base_entropy, topk_overlap, policy_top1_rank_in_base,
-    base_prob_of_policy_top1, top1_agree, token).
+    `tokens` needs the columns written by the analysis (js, position, response_length,
+    base_entropy, topk_overlap, policy_top1_rank_in_base, base_prob_of_policy_top1, top1_agree, token).
     """
     js = tokens["js"].to_numpy(dtype=np.float64)
     if len(js) == 0:
@@ -26,45 +27,18 @@ def summarize(tokens: pd.DataFrame, cutoffs: list[float], high: float, counts: d
         "js": {
             "mean": float(js.mean()),
             "max": float(js.max()),
-            "percentiles": {str(p): float(np.percentile(js, p)) for p in PERCENTILES},
-            "curve": [float(v) for v in np.percentile(js, np.arange(101))],
+            "percentiles": js_percentiles(js, PERCENTILES),
+            "curve": list(js_percentiles(js, tuple(range(101))).values()),
         },
         "fraction_below": {str(c): float((js < c).mean()) for c in cutoffs},
         "fraction_above_high": float(is_high.mean()),
         "high_cutoff": high,
-        "by_position": _by_position(tokens, js),
-        "by_base_entropy": _by_entropy(tokens, js, high),
+        "by_position": js_by_position(js, tokens["position"].to_numpy(), tokens["response_length"].to_numpy()),
+        "by_base_entropy": js_by_entropy(js, tokens["base_entropy"].to_numpy(), high),
         "high_divergence": _high_divergence(tokens[is_high]),
         "top1_agreement": float(tokens["top1_agree"].mean()),
         "top_tokens": _top_tokens(tokens, is_high),
     }
-
-
-def _by_position(tokens: pd.DataFrame, js: np.ndarray) -> dict:
-    """Mean JS by relative-position bin, and at the first and last response tokens."""
-    bins = np.minimum((tokens["rel_position"].to_numpy() * POSITION_BINS).astype(int), POSITION_BINS - 1)
-    first = tokens["position"].to_numpy() == 0
-    last = tokens["position"].to_numpy() == tokens["response_length"].to_numpy() - 1
-    return {
-        "bin_mean": [float(js[bins == b].mean()) if (bins == b).any() else None for b in range(POSITION_BINS)],
-        "bin_p90": [float(np.percentile(js[bins == b], 90)) if (bins == b).any() else None for b in range(POSITION_BINS)],
-        "first_token_mean": float(js[first].mean()),
-        "last_token_mean": float(js[last].mean()),
-    }
-
-
-def _by_entropy(tokens: pd.DataFrame, js: np.ndarray, high: float) -> list[dict]:
-    """JS against the base's entropy, in fixed buckets."""
-    entropy = tokens["base_entropy"].to_numpy()
-    rows = []
-    for lo, hi in zip(ENTROPY_EDGES[:-1], ENTROPY_EDGES[1:]):
-        inside = (entropy >= lo) & (entropy < hi)
-        rows.append({
-            "entropy_from": lo, "entropy_to": hi, "tokens": int(inside.sum()),
-            "js_mean": float(js[inside].mean()) if inside.any() else None,
-            "fraction_high": float((js[inside] > high).mean()) if inside.any() else None,
-        })
-    return rows
 
 
 def _high_divergence(high: pd.DataFrame) -> dict:

@@ -1,7 +1,7 @@
 """Token-shift monitor media for verl's trackers: a JS histogram per step and token heatmaps.
 
 The driver calls `log_token_shift_media(tracking, step, js, samples)` once per step with verl's
-own `Tracking` and `global_steps`, next to the `token_shift/*` scalars (monitor_metrics.py):
+own `Tracking` and `global_steps`, next to the `token_shift/*` scalars (metrics.py):
 - `token_shift/js_histogram`, `token_shift/log10_js_histogram`: W&B histograms, and the same
   counts as TensorBoard histograms when that backend is active;
 - `token_shift/heatmaps`: a W&B table, one row per picked response, whose `heatmap` cell is a
@@ -14,8 +14,8 @@ Other backends (console, file, mlflow, ...) get nothing: scalars already reach t
 
 W&B steps: a step below the run's current step is dropped by W&B (with its warning), so call this
 before or after verl's `tracking.log(metrics, step)` of the same step, never for an earlier one.
-The colour scale is the offline report's (analysis/report.py): log10 JS from 1e-4 (white) to
-ln 2 (red), so colours mean the same in W&B and in report.html.
+The colour scale is `sparse_rlvr.core.js_scale` (log10 JS from 1e-4, white, to ln 2, red), the one
+report.html receives as data, so colours mean the same in W&B and in the report.
 """
 
 from __future__ import annotations
@@ -29,17 +29,16 @@ from typing import Any
 
 import numpy as np
 
+from sparse_rlvr.core.js_scale import JS_CEILING, JS_FLOOR, js_color, js_intensity
 from sparse_rlvr.training.monitor.samples import ShiftSample
 
-JS_FLOOR = 1e-4
-"""JS at or below this is white."""
-JS_CEILING = math.log(2)
-"""Largest possible JS (natural log): full colour by default."""
+__all__ = ["JS_CEILING", "JS_FLOOR", "TABLE_COLUMNS", "js_color", "js_histograms", "log_token_shift_media",
+           "response_heatmap_html"]
+
 LOG10_FLOOR = 1e-8
 """JS values below this count as 1e-8 in the log10 histogram."""
 MAX_WANDB_BINS = 512
 MAX_TOKENS = 2048
-_RED = (220, 40, 40)
 _MARKERS = {" ": "\u00b7", "\t": "\u2192", "\r": "\u240d", "\n": "\u21b5"}
 _STYLE = (
     "<style>"
@@ -52,20 +51,6 @@ _STYLE = (
     ".srl-scale span{position:absolute;top:11px;font-size:10px;transform:translateX(-50%)}"
     "</style>"
 )
-
-
-def js_color(js: float, vmax: float = JS_CEILING) -> str:
-    """Background colour of one token: white at JS <= 1e-4 to red at vmax, log scale, as #rrggbb."""
-    a = _intensity(js, vmax)
-    r, g, b = (round(255 - a * (255 - c)) for c in _RED)
-    return f"#{r:02x}{g:02x}{b:02x}"
-
-
-def _intensity(js: float, vmax: float) -> float:
-    if not math.isfinite(js):
-        return 1.0 if js > 0 else 0.0
-    lo, hi = math.log10(JS_FLOOR), math.log10(vmax)
-    return min(1.0, max(0.0, (math.log10(max(js, 1e-30)) - lo) / (hi - lo)))
 
 
 def response_heatmap_html(sample: ShiftSample, vmax: float | None = None, max_tokens: int = MAX_TOKENS) -> str:
@@ -135,7 +120,7 @@ def _scale_html(vmax: float) -> str:
     stops = ",".join(js_color(10 ** (math.log10(JS_FLOOR) + f * (math.log10(vmax) - math.log10(JS_FLOOR))), vmax)
                      for f in np.linspace(0, 1, 9))
     ticks = [t for t in (1e-4, 1e-3, 1e-2, 1e-1) if t < vmax] + [vmax]
-    labels = "".join(f'<span style="left:{100 * _intensity(t, vmax):.1f}%">{t:.2g}</span>' for t in ticks)
+    labels = "".join(f'<span style="left:{100 * js_intensity(t, vmax):.1f}%">{t:.2g}</span>' for t in ticks)
     return f'<div class="srl-scale" title="JS(base, policy), log scale" style="background:linear-gradient(to right,{stops})">{labels}</div>'
 
 
