@@ -1,4 +1,9 @@
-"""report.html: one self-contained file with the figures and a token heatmap with hover details."""
+"""report.html: one self-contained file with the figures and a token heatmap with hover details.
+
+Model text never becomes markup: token data travels as JSON in a `<script type="application/json">`
+element with <, > and & escaped, and the page's script shows it through textContent only. Token
+colours come from `sparse_rlvr.core.js_scale`, the W&B heatmap's scale, precomputed per token.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ from typing import Any
 import pandas as pd
 
 from sparse_rlvr.analysis.figures import all_figures
+from sparse_rlvr.core.js_scale import JS_FLOOR, js_color
 
 MAX_TOKENS_PER_SAMPLE = 200
 
@@ -24,24 +30,31 @@ table{border-collapse:collapse}td,th{border:1px solid #ddd;padding:2px 8px;text-
 """
 
 _SCRIPT = """
+const TOKENS = JSON.parse(document.getElementById('tokens').textContent);
 const tip = document.getElementById('tip');
-function cands(list){return list.map(c => `${esc(c[0])} ${c[1].toFixed(3)}`).join('<br>');}
-function esc(s){return s.replace(/[&<>]/g, c => ({'&':'&amp;','<':'&lt;','>':'&gt;'}[c]));}
-function color(js){const a = Math.max(0, Math.min(1, (Math.log10(Math.max(js,1e-12)) + 4) / (Math.log10(0.6931) + 4)));
-  return `rgba(220,40,40,${a.toFixed(3)})`;}
+// model text only ever reaches the page as textContent: a token is never parsed as markup
+function el(tag, text){const e = document.createElement(tag); if (text !== undefined) e.textContent = text; return e;}
+function cands(list){const td = el('td');
+  list.forEach((c, k) => {if (k) td.appendChild(el('br')); td.appendChild(document.createTextNode(`${c[0]} ${c[1].toFixed(3)}`));});
+  return td;}
 function show(span, x, y){const d = TOKENS[span.dataset.s][span.dataset.i];
-  tip.innerHTML = `<b>${esc(JSON.stringify(d[0]))}</b> JS ${d[1].toExponential(2)}<br>` +
-    `<table><tr><th>base</th><th>policy</th></tr><tr><td>${cands(d[2])}</td><td>${cands(d[3])}</td></tr></table>`;
+  const head = el('tr'); head.append(el('th', 'base'), el('th', 'policy'));
+  const row = el('tr'); row.append(cands(d[3]), cands(d[4]));
+  const table = el('table'); table.append(head, row);
+  tip.replaceChildren(el('b', JSON.stringify(d[0])), document.createTextNode(` JS ${d[1].toExponential(2)}`), el('br'), table);
   tip.style.display = 'block'; tip.style.left = (x + 12) + 'px'; tip.style.top = (y + 12) + 'px';}
 document.querySelectorAll('.sample').forEach((div, s) => {
-  TOKENS[s].forEach((d, i) => {const span = document.createElement('span');
-    span.className = 't'; span.textContent = d[0]; span.dataset.s = s; span.dataset.i = i;
-    span.style.background = color(d[1]); div.appendChild(span);});});
+  TOKENS[s].forEach((d, i) => {const span = el('span', d[0]);
+    span.className = 't'; span.dataset.s = s; span.dataset.i = i;
+    span.style.background = d[2]; div.appendChild(span);});});  // colour computed in Python (core.js_scale)
 document.addEventListener('mouseover', e => {if (e.target.classList.contains('t')) show(e.target, e.clientX, e.clientY);});
 document.addEventListener('mouseout', e => {if (e.target.classList.contains('t')) tip.style.display = 'none';});
 const hover = location.hash.match(/^#hover=(\\d+)$/);  // #hover=N shows token N of sample 0 (for tests and links)
 if (hover) {const span = document.querySelectorAll('.sample')[0].children[+hover[1]]; if (span) show(span, 20, 20);}
 """
+
+_SCRIPT_SAFE = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"})
+"""JSON escapes for text inside <script>: no `</script>`, `<!--` or line separator can appear raw."""
 
 
 def render_report(summary: dict, tokens: pd.DataFrame, decode: Any, samples: int) -> str:
@@ -56,17 +69,18 @@ def render_report(summary: dict, tokens: pd.DataFrame, decode: Any, samples: int
         for title, png in all_figures(summary).items()
     )
     heatmap = _heatmap_data(tokens, decode, samples)
-    divs = "".join(f'<h4>sample {sid}</h4><div class="sample"></div>' for sid in heatmap["ids"])
+    divs = "".join(f'<h4>sample {html.escape(str(sid))}</h4><div class="sample"></div>' for sid in heatmap["ids"])
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>sparse_rlvr token-shift report</title>
 <style>{_STYLE}</style></head><body>
 <h1>Token-shift report</h1>
 <p>base <code>{html.escape(str(summary.get('base', '')))}</code> vs policy <code>{html.escape(str(summary.get('policy', '')))}</code></p>
 {_headline(summary)}
 <h2>Figures</h2><div class="figs">{figures}</div>
-<h2>Token heatmap</h2><p>Tokens coloured by JS(base, policy) on a log scale from 1e-4 (white) to ln 2 (red);
+<h2>Token heatmap</h2><p>Tokens coloured by JS(base, policy) on a log scale from {JS_FLOOR:g} (white) to ln 2 (red);
 hover a token for the top candidates and their probabilities under both models.</p>
 {divs}<div id="tip"></div>
-<script>const TOKENS = {json.dumps(heatmap['tokens'], separators=(',', ':'))};{_SCRIPT}</script>
+<script type="application/json" id="tokens">{script_json(heatmap['tokens'])}</script>
+<script>{_SCRIPT}</script>
 </body></html>"""
 
 
@@ -83,18 +97,23 @@ def _headline(summary: dict) -> str:
 
 
 def _heatmap_data(tokens: pd.DataFrame, decode: Any, samples: int) -> dict:
-    """Compact per-token data: [text, js, base candidates, policy candidates] per sample."""
+    """Compact per-token data: [text, js, colour, base candidates, policy candidates] per sample."""
     ids = list(dict.fromkeys(tokens["sample_id"].tolist()))[:samples]
     data = []
     for sid in ids:
         rows = tokens[tokens["sample_id"] == sid].head(MAX_TOKENS_PER_SAMPLE)
         data.append([
-            [row.token, _round(row.js),
+            [row.token, _round(row.js), js_color(row.js),
              [[decode(int(t)), _round(p)] for t, p in zip(row.base_top_ids, row.base_top_probs)],
              [[decode(int(t)), _round(p)] for t, p in zip(row.policy_top_ids, row.policy_top_probs)]]
             for row in rows.itertuples()
         ])
     return {"ids": ids, "tokens": data}
+
+
+def script_json(value: Any) -> str:
+    """`value` as JSON that is inert inside a <script> element: <, >, & and U+2028/9 as \\u escapes."""
+    return json.dumps(value, separators=(",", ":")).translate(_SCRIPT_SAFE)
 
 
 def _round(value: float) -> float:
