@@ -1,4 +1,4 @@
-"""Files of resumable runs: atomic writes, and a settings fingerprint that a resume must match."""
+"""Files of resumable runs: atomic writes, durable appends, and a settings fingerprint that a resume must match."""
 
 from __future__ import annotations
 
@@ -33,6 +33,21 @@ def atomic_write_with(path: Path, write: Callable[[BinaryIO], object]) -> None:
         temporary.unlink(missing_ok=True)
         raise
     _fsync_directory(path.parent)
+
+
+def append_durably(path: Path, data: bytes) -> None:
+    """Append `data` to `path` (created if missing) in one write, then flush it to disk.
+
+    A crash can at worst leave a torn tail of `data`, never damage what was there before; a
+    reader of line-oriented files drops a last line without its newline.
+    """
+    created = not path.exists()
+    with open(path, "ab") as file:
+        file.write(data)
+        file.flush()
+        os.fsync(file.fileno())
+    if created:
+        _fsync_directory(path.parent)
 
 
 def _fsync_directory(directory: Path) -> None:

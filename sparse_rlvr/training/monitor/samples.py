@@ -44,6 +44,8 @@ class ShiftSample:
     """verl's token_level_rewards row, if known; None means the score sits on the last token."""
     prompt_ids: list[int] | None = None
     """The prompt's token ids as the model saw them (to recompute the shift offline)."""
+    ground_truth: str | None = None
+    """The reference answer the reward was graded against (verl's reward_model.ground_truth), if known."""
 
     def __post_init__(self) -> None:
         n = len(self.tokens)
