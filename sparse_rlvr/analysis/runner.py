@@ -7,7 +7,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-
 from sparse_rlvr.analysis.config import ShiftConfig
 from sparse_rlvr.core.tables import plain, read_table, require_column
 from sparse_rlvr.core.models import check_same_tokenizer, load_tokenizer
@@ -18,6 +17,7 @@ from sparse_rlvr.analysis.report import render_report
 from sparse_rlvr.analysis.summary import evolution, summarize
 from sparse_rlvr.analysis.worker import Shard, ShiftWorker
 from sparse_rlvr.core.parallel import map_shards
+from sparse_rlvr.core.testing_hooks import kill_after_shard_test_hook
 
 
 REPORT_COLUMNS = ["sample_id", "token", "js", "base_top_ids", "base_top_probs", "policy_top_ids", "policy_top_probs"]
@@ -51,11 +51,14 @@ def run_shift(config: ShiftConfig, show_progress: bool = True) -> dict[str, Any]
     check_or_write_config(config)
     shards = plan_shards(config)
     summaries: dict[str, dict] = {}
+    written = 0
     for index, policy in enumerate(config.policies):
         directory = policy_dir(config, index)
         todo = [s for s in shards if not is_done(directory, s.index)]
         for result in _execute(config, policy, todo, show_progress):
             write_shard(directory, result.index, result.tokens, result.counts)
+            written += 1
+            kill_after_shard_test_hook(written)
         summary = summarize(read_tokens(directory), config.cutoffs, config.high, read_counts(directory))
         (directory / "summary.json").write_text(json.dumps(summary, indent=2))
         summaries[policy] = summary

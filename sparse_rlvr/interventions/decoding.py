@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from transformers import DynamicCache
 
-from sparse_rlvr.core.sampling import top_p_mask
+from sparse_rlvr.core.sampling import sample  # noqa: F401  (benchmarks/cross_sample.py imports it from here)
 
 
 class IncrementalLM:
@@ -51,17 +51,3 @@ def left_pad(prompts: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch
     ids = torch.tensor([[pad_id] * (width - len(p)) + p for p in prompts])
     mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
     return ids, mask
-
-
-def sample(logits: torch.Tensor, temperature: float, top_p: float, generator: torch.Generator) -> torch.Tensor:
-    """[B] tokens drawn from softmax(logits / temperature) restricted to its top-p nucleus.
-
-    One uniform draw per row from `generator` (on the CPU), whichever model's logits are given,
-    so runs that differ only in who acts at some steps stay in lock step with the same seed.
-    """
-    scaled = logits / temperature
-    if top_p < 1.0:
-        scaled = scaled.masked_fill(top_p_mask(scaled, top_p), float("-inf"))
-    cumulative = torch.softmax(scaled, dim=-1).double().cumsum(-1).cpu()
-    draws = torch.rand(len(logits), 1, generator=generator, dtype=torch.float64) * cumulative[:, -1:]
-    return torch.searchsorted(cumulative, draws).clamp_max(logits.shape[1] - 1)[:, 0].to(logits.device)

@@ -14,7 +14,8 @@ from typing import Any
 import torch
 
 from sparse_rlvr.core.divergence import token_divergence
-from sparse_rlvr.interventions.decoding import IncrementalLM, left_pad, sample
+from sparse_rlvr.core.sampling import sample
+from sparse_rlvr.interventions.decoding import IncrementalLM, left_pad
 from sparse_rlvr.interventions.rules import SwitchRule
 
 

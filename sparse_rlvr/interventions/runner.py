@@ -19,6 +19,7 @@ from sparse_rlvr.interventions.results import results_table
 from sparse_rlvr.interventions.worker import CrossSampleWorker, Setting, Task
 from sparse_rlvr.core.parallel import map_shards
 from sparse_rlvr.core.run_files import atomic_write, check_or_write_fingerprint
+from sparse_rlvr.core.testing_hooks import kill_after_shard_test_hook
 
 
 def plan_settings(config: CrossSampleConfig) -> list[Setting]:
@@ -63,6 +64,7 @@ def run_cross_sample(config: CrossSampleConfig, show_progress: bool = True) -> l
     rows = read_rows(config)
     shards = [rows[i : i + config.shard_size] for i in range(0, len(rows), config.shard_size)]
     settings = plan_settings(config)
+    written = 0
     with Progress(disable=not show_progress) as progress:
         for setting in settings:
             todo = [Task(setting, k, shard, _matched(config, setting, k)) for k, shard in enumerate(shards)
@@ -72,6 +74,8 @@ def run_cross_sample(config: CrossSampleConfig, show_progress: bool = True) -> l
                 path = _shard_path(config, task.setting.name, task.shard)
                 path.parent.mkdir(parents=True, exist_ok=True)
                 atomic_write(path, "".join(json.dumps(r) + "\n" for r in records).encode())
+                written += 1
+                kill_after_shard_test_hook(written)
                 progress.advance(bar)
     records = {s.name: read_records(config, s.name) for s in settings}
     table = results_table(config, settings, records)

@@ -8,7 +8,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +17,7 @@ import pytest
 from sparse_rlvr.analysis.config import ShiftConfig
 from sparse_rlvr.analysis.runner import run_shift
 from sparse_rlvr.analysis.store import policy_dir, read_tokens
+from sparse_rlvr.core.testing_hooks import KILL_AFTER_SHARDS
 from sparse_rlvr.workflows.tiny_models import save_tiny_model, tiny_tokenizer
 from tests.analysis.conftest import TRIGGER, write_jsonl
 
@@ -73,22 +73,20 @@ def test_summary_has_the_papers_statistics(checkpoints, responses_file, tmp_path
 
 
 def test_resume_after_a_killed_run_matches_an_uninterrupted_run(checkpoints, responses_file, tmp_path):
-    slow = [f"--shard-size", "1", "--batch-size", "1"]
+    """The run SIGKILLs itself right after its 3rd shard (a test hook): a fixed point, not a race."""
     args = [sys.executable, "-m", "sparse_rlvr.cli", "shift", "--base", checkpoints["base"], "--policy",
-            checkpoints["trigger"], "--data", responses_file] + slow
+            checkpoints["trigger"], "--data", responses_file, "--shard-size", "1", "--batch-size", "1"]
     killed_out = tmp_path / "killed"
-    process = subprocess.Popen(args + ["--out", str(killed_out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    killed = subprocess.run(args + ["--out", str(killed_out)], capture_output=True, env=os.environ | {KILL_AFTER_SHARDS: "3"})
+    assert killed.returncode == -signal.SIGKILL, killed.stderr.decode()[-2000:]
     shards = killed_out / policy_dir(config(checkpoints, responses_file, killed_out), 0).name / "tokens"
-    deadline = time.time() + 120
-    while len(list(shards.glob("*.parquet"))) < 3 and time.time() < deadline:
-        time.sleep(0.05)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
     finished = sorted(shards.glob("*.parquet"))
-    assert 3 <= len(finished) < 12, "the run must be killed part-way"
+    assert [p.name for p in finished] == [f"shard-{k:05d}.parquet" for k in range(3)], "killed right after shard 3 of 12"
+    assert not list(shards.glob("*.partial")) and not (killed_out / "summary.json").exists()
     first_mtime = finished[0].stat().st_mtime_ns
     subprocess.run(args + ["--out", str(killed_out)], check=True, capture_output=True)
     assert finished[0].stat().st_mtime_ns == first_mtime, "a finished shard was recomputed"
+    assert len(list(shards.glob("*.parquet"))) == 12
     clean_out = tmp_path / "clean"
     subprocess.run(args + ["--out", str(clean_out)], check=True, capture_output=True)
     cfg_killed = config(checkpoints, responses_file, killed_out)

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
-import time
 
 import pandas as pd
 import pytest
 
+from sparse_rlvr.core.testing_hooks import KILL_AFTER_SHARDS
 from sparse_rlvr.interventions.config import CrossSampleConfig
 from sparse_rlvr.interventions.runner import read_records, run_cross_sample
 from sparse_rlvr.workflows.tiny_models import save_checkpoint, tiny_pair
@@ -65,21 +66,22 @@ def test_responses_are_graded_by_the_project_verifier(pair_dirs, tmp_path):
 
 
 def test_resume_after_a_killed_run_matches_an_uninterrupted_run(pair_dirs, tmp_path):
+    """The run SIGKILLs itself right after its 3rd shard (a test hook): a fixed point, not a race."""
     args = [sys.executable, "-m", "sparse_rlvr.cli", "cross-sample", "--base", str(pair_dirs / "base"),
             "--policy", str(pair_dirs / "policy"), "--data", str(pair_dirs / "prompts.parquet"), "--eps", "0.1",
             "--samples", "2", "--max-new-tokens", "16", "--shard-size", "1", "--batch-size", "4", "--top-p", "0.9"]
     killed = tmp_path / "killed"
-    process = subprocess.Popen(args + ["--out", str(killed)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    while len(list(killed.glob("forward/*/shard-*.jsonl"))) < 3 and time.time() < deadline:
-        time.sleep(0.05)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    done = len(list(killed.glob("forward/*/shard-*.jsonl")))
-    assert 3 <= done < 16, "the run must be killed part-way"
+    run = subprocess.run(args + ["--out", str(killed)], capture_output=True, env=os.environ | {KILL_AFTER_SHARDS: "3"})
+    assert run.returncode == -signal.SIGKILL, run.stderr.decode()[-2000:]
+    done = sorted(p.relative_to(killed).as_posix() for p in killed.glob("forward/*/shard-*.jsonl"))
+    assert done == [f"forward/primary-only/shard-{k:05d}.jsonl" for k in range(3)], "killed right after shard 3 of 16"
+    first_mtime = (killed / done[0]).stat().st_mtime_ns
     subprocess.run(args + ["--out", str(killed)], check=True, capture_output=True)
+    assert (killed / done[0]).stat().st_mtime_ns == first_mtime, "a finished shard was recomputed"
     subprocess.run(args + ["--out", str(tmp_path / "clean")], check=True, capture_output=True)
     assert json.loads((killed / "results.json").read_text()) == json.loads((tmp_path / "clean" / "results.json").read_text())
+    for setting in ("primary-only", "intervening-only", "js-0.1", "random@js-0.1"):
+        assert read_records(make_config(pair_dirs, killed), setting) == read_records(make_config(pair_dirs, tmp_path / "clean"), setting)
 
 
 @pytest.mark.slow

@@ -77,11 +77,23 @@ def test_entropy_rule_swaps_only_at_uncertain_steps(setup):
 
 
 def test_decoding_stops_at_eos_and_respects_max_new_tokens(setup):
+    """EOS is made certain: it is a token the same seeded run samples when nothing stops it."""
     base, policy, prompts, kwargs = setup
-    eos = kwargs["eos_id"]
-    for d in cross_sample(base, policy, prompts, SwitchRule("js-threshold", eps=0.1), OPTIONS, **kwargs):
-        assert len(d.tokens) <= OPTIONS.max_new_tokens
-        assert eos not in d.tokens[:-1]
+    free = cross_sample(base, policy, prompts, SwitchRule("js-threshold", eps=0.1), OPTIONS, **(kwargs | {"eos_id": -1}))
+    assert all(len(d.tokens) == OPTIONS.max_new_tokens for d in free)
+    eos = free[0].tokens[5]
+    stopped = cross_sample(base, policy, prompts, SwitchRule("js-threshold", eps=0.1), OPTIONS, **(kwargs | {"eos_id": eos}))
+    for before, after in zip(free, stopped):
+        cut = before.tokens.index(eos) + 1 if eos in before.tokens else len(before.tokens)
+        assert after.tokens == before.tokens[:cut]  # stops right after its first EOS; the others go on in lock step
+        assert after.swapped_positions == [p for p in before.swapped_positions if p < cut]
+    assert len(stopped[0].tokens) <= 6 and stopped[0].tokens[-1] == eos
+    alone_free = decode_alone(base, prompts, OPTIONS, **(kwargs | {"eos_id": -1}))
+    alone = decode_alone(base, prompts, OPTIONS, **(kwargs | {"eos_id": alone_free[1][3]}))
+    eos = alone_free[1][3]
+    for before, after in zip(alone_free, alone):
+        assert after == (before[: before.index(eos) + 1] if eos in before else before)
+    assert alone[1][-1] == eos
 
 
 def test_kv_cache_decoding_matches_recomputing_the_prefix(setup):

@@ -40,7 +40,9 @@ import torch
 from verl.workers.rollout.base import BaseRollout
 from verl.workers.rollout.replica import RolloutReplica, TokenOutput
 
+from sparse_rlvr.core.sampling import sample
 from sparse_rlvr.training.verl_glue.benchmark_forward_counter import NOT_COUNTED
+from sparse_rlvr.training.verl_glue.verl_internals import set_replica_server, worker_node_id
 
 logger = logging.getLogger("sparse_rlvr.training.verl_glue.hf_rollout")
 
@@ -99,6 +101,8 @@ def sample_tokens(
 ) -> tuple[list[int], list[float], str]:
     """Autoregressive sampling with a KV cache; returns (token_ids, log_probs, stop_reason).
 
+    Tokens come from the package's one sampler (`sparse_rlvr.core.sampling.sample`: top-k, then
+    top-p, one uniform per token from `generator`; temperature 0 is greedy).
     log_probs[i] = log softmax(logits_i / T)[token_i] (T = 1 when greedy).
     """
     device = next(model.parameters()).device
@@ -113,11 +117,7 @@ def sample_tokens(
         past = out.past_key_values
         logits = out.logits[0, -1].float()
         scaled = logits / temperature if temperature > 0 else logits
-        if temperature > 0:
-            probs = filter_logits(scaled, top_k, top_p).softmax(-1)
-            token = int(torch.multinomial(probs.cpu(), 1, generator=generator))
-        else:
-            token = int(scaled.argmax())
+        token = int(sample(logits[None], temperature, top_p, generator, top_k=top_k)[0])
         tokens.append(token)
         log_probs.append(float(scaled.log_softmax(-1)[token]))
         if token in eos_ids:
@@ -257,7 +257,7 @@ class HFReplica(RolloutReplica):
     async def launch_servers(self) -> None:
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-        node_id = await self.workers[0].__ray_call__.remote(lambda worker: ray.get_runtime_context().get_node_id())
+        node_id = await worker_node_id(self.workers[0])
         name = SERVER_NAME.format(replica_rank=self.replica_rank) + self.name_suffix
         server = (
             ray.remote(HFServer)
@@ -269,9 +269,7 @@ class HFReplica(RolloutReplica):
             )
             .remote(config=self.config, model_config=self.model_config, replica_rank=self.replica_rank)
         )
-        self.servers = [server]
-        self._server_handle = server
-        self._server_address = name  # no HTTP endpoint; the name is the load balancer's key
+        set_replica_server(self, server, address=name)  # no HTTP endpoint; the name is the load balancer's key
 
 
 class HFServerAdapter(BaseRollout):

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from sparse_rlvr.workflows.tiny_models import save_tiny_model, tiny_model, tiny_tokenizer
-from sparse_rlvr.training.verl_glue.hf_rollout import SERVER_NAME, HFServer, HFServerAdapter, filter_logits
+from sparse_rlvr.core.sampling import filter_logits, sample
+from sparse_rlvr.training.verl_glue.hf_rollout import SERVER_NAME, HFServer, HFServerAdapter, sample_tokens
 
 PROMPT = [5, 9, 12, 30, 7]
 
@@ -65,6 +66,27 @@ def test_greedy_max_tokens_eos_and_top_k(server):
     stopped = generate(server, temperature=0.0, stop_token_ids=[first])
     assert stopped.token_ids == [first] and stopped.stop_reason == "completed"
     assert generate(server, logprobs=False).log_probs is None
+
+
+def test_sampling_stops_at_an_eos_it_is_certain_to_sample(server):
+    """EOS is made certain: a token the same seeded request samples when nothing stops it."""
+    params = dict(max_tokens=12, temperature=1.0, top_k=-1, top_p=1.0)
+    free, free_log_probs, _ = sample_tokens(server.model, PROMPT, eos_ids=set(), generator=torch.Generator().manual_seed(7), **params)
+    assert len(free) == 12
+    eos = free[4]
+    cut = free.index(eos) + 1
+    stopped = sample_tokens(server.model, PROMPT, eos_ids={eos}, generator=torch.Generator().manual_seed(7), **params)
+    assert stopped == (free[:cut], free_log_probs[:cut], "completed")
+
+
+def test_rollout_draws_with_the_packages_one_sampler(server):
+    """Each token is core.sampling.sample on that step's logits, drawing from the request's generator."""
+    tokens, _, _ = sample_tokens(server.model, PROMPT, max_tokens=8, temperature=0.8, top_k=20, top_p=0.9, eos_ids=set(),
+                                 generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        logits = server.model(torch.tensor([PROMPT + tokens])).logits[0, len(PROMPT) - 1 : -1].float()
+    generator = torch.Generator().manual_seed(5)
+    assert tokens == [int(sample(row[None], 0.8, 0.9, generator, top_k=20)[0]) for row in logits]
 
 
 def test_abort_and_resume(server):
