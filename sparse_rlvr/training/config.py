@@ -1,14 +1,25 @@
 """The run's validated `sparse_rlvr` config section (sparse_rlvr/recipes/_sparse_rlvr_defaults.yaml).
 
 verl's own dataclass configs reject keys they do not know, so sparse_rlvr's options live in a
-top-level section of the run config. The driver validates it here; workers (which run the
-divergence-weighted policy loss) receive the weighting through the SPARSE_RLVR_WEIGHTING
-variable of the Ray runtime environment (see `ray_env_vars`).
+top-level section of the run config, validated here (`PluginConfig`, `check_run_config`) by the
+launcher before Ray starts and again by the trainer.
+
+How the weighting reaches the code that applies it:
+- the advantage-time weighting (`algorithm.adv_estimator=divergence_weighted`) runs in the trainer,
+  which reads `PluginConfig.weighting` from the run config and passes it explicitly;
+- the loss-time weighting (`actor_rollout_ref.actor.policy_loss.loss_mode=divergence_weighted`)
+  runs inside the Ray actor workers, where verl hands the loss only its own actor config. The one
+  route there is JSON of the `WeightingConfig` in the SPARSE_RLVR_WEIGHTING environment variable
+  (WEIGHTING_ENV), which the launcher puts in ``ray_kwargs.ray_init.runtime_env.env_vars``
+  (`PluginConfig.ray_env_vars`), so every Ray process of the run sees it, and which
+  `worker_weighting` reads. The trainer refuses to start when that variable disagrees with the
+  config (`check_worker_weighting`).
 """
 
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -78,8 +89,26 @@ class PluginConfig:
         )
 
     def ray_env_vars(self) -> dict[str, str]:
-        """Environment for every Ray worker: the weighting, read by the registered loss and estimator."""
+        """Environment for every Ray process of the run: the weighting, for the loss-time variant in the workers."""
         return {WEIGHTING_ENV: json.dumps(asdict(self.weighting))}
+
+
+def worker_weighting() -> WeightingConfig:
+    """The weighting handed to this process through WEIGHTING_ENV (weighting off when the variable is unset)."""
+    raw = os.environ.get(WEIGHTING_ENV)
+    return WeightingConfig.from_mapping(json.loads(raw)) if raw else WeightingConfig()
+
+
+def check_worker_weighting(config: Any, plugin: PluginConfig) -> None:
+    """The loss-time variant reads WEIGHTING_ENV in the workers: refuse a run whose variable (shared by
+    every Ray process of the run, this one included) says something else than its config."""
+    loss_mode = config.actor_rollout_ref.actor.policy_loss.get("loss_mode", "vanilla")
+    if loss_mode == ESTIMATOR_NAME and worker_weighting() != plugin.weighting:
+        raise ValueError(
+            f"the workers' {WEIGHTING_ENV} gives {worker_weighting()} but sparse_rlvr.weighting is {plugin.weighting}: "
+            "launch with `sparse-rlvr train` or `python -m sparse_rlvr.train`, which put the config's weighting in "
+            "ray_kwargs.ray_init.runtime_env.env_vars"
+        )
 
 
 def _plain(section: Any) -> dict:
@@ -94,11 +123,25 @@ def _plain(section: Any) -> dict:
 
 
 def check_run_config(config: Any, plugin: PluginConfig) -> None:
-    """Weighting options without the estimator that reads them would be silently ignored: refuse."""
+    """Refuse weighting that nothing would apply, that would apply twice, or options the chosen variant ignores."""
     weighting = plugin.weighting
     uses_weighting = weighting.scale != 0 or weighting.mask != "none"
     estimator = config.algorithm.adv_estimator
     loss_mode = config.actor_rollout_ref.actor.policy_loss.get("loss_mode", "vanilla")
+    if estimator == ESTIMATOR_NAME and loss_mode == ESTIMATOR_NAME:
+        raise ValueError(
+            f"algorithm.adv_estimator={ESTIMATOR_NAME} and actor_rollout_ref.actor.policy_loss.loss_mode={ESTIMATOR_NAME} "
+            "would both weight the same advantages (twice): pick one. For the loss-time variant set "
+            f"algorithm.adv_estimator={weighting.estimator}; for the advantage-time one set "
+            "actor_rollout_ref.actor.policy_loss.loss_mode=vanilla"
+        )
+    if weighting.estimator == ESTIMATOR_NAME:
+        raise ValueError(
+            f"sparse_rlvr.weighting.estimator={ESTIMATOR_NAME} would weight its own advantages: name the outcome "
+            "estimator whose advantages are weighted (grpo, rloo, ...)"
+        )
+    if loss_mode == ESTIMATOR_NAME:
+        _check_loss_time_options(weighting)
     if uses_weighting and estimator != ESTIMATOR_NAME and loss_mode != ESTIMATOR_NAME:
         raise ValueError(
             f"sparse_rlvr.weighting is set (scale={weighting.scale}, mask={weighting.mask}) but nothing reads it: "
@@ -110,6 +153,22 @@ def check_run_config(config: Any, plugin: PluginConfig) -> None:
         raise ValueError(
             f"algorithm.adv_estimator={ESTIMATOR_NAME} with weighting needs the per-token divergence from the single "
             "pass: set sparse_rlvr.enable=true"
+        )
+
+
+def _check_loss_time_options(weighting: WeightingConfig) -> None:
+    """The loss-time variant weights by KL(pi_old || pi_theta) with no mask and no estimator of its own."""
+    defaults = WeightingConfig()
+    ignored = [
+        f"sparse_rlvr.weighting.{name}={getattr(weighting, name)} (set {getattr(defaults, name)})"
+        for name in ("source", "mask", "estimator")
+        if getattr(weighting, name) != getattr(defaults, name)
+    ]
+    if ignored:
+        raise ValueError(
+            f"actor_rollout_ref.actor.policy_loss.loss_mode={ESTIMATOR_NAME} weights every token by KL(pi_old || pi_theta) "
+            f"inside the update, so it ignores: {', '.join(ignored)}. For divergence sources, token masks or another "
+            f"estimator use algorithm.adv_estimator={ESTIMATOR_NAME} with loss_mode=vanilla"
         )
 
 

@@ -73,6 +73,37 @@ def top_fraction_mask(values: torch.Tensor, response_mask: torch.Tensor, rho: fl
     return valid & (values.float() >= cutoff)
 
 
+def advantage_factor(
+    config: WeightingConfig,
+    response_mask: torch.Tensor,
+    divergence: torch.Tensor | None = None,
+    entropy: torch.Tensor | None = None,
+) -> torch.Tensor | None:
+    """[B, T] factor f with A~ = f * A: the weights w(D) times the top-rho token mask; None when f = 1.
+
+    This is what the estimator multiplies the advantages by, and what the monitor logs as the
+    applied weights. `divergence` D is needed when scale != 0 or mask = divergence, `entropy` when
+    mask = entropy; both [B, T] like `response_mask`.
+    """
+    for name, tensor in (("divergence", divergence), ("entropy", entropy)):
+        if tensor is not None and tensor.shape != response_mask.shape:
+            raise ValueError(f"{name} has shape {tuple(tensor.shape)}, the response mask {tuple(response_mask.shape)}: rows must align")
+    if (config.scale != 0 or config.mask == "divergence") and divergence is None:
+        raise ValueError(
+            "divergence_weighted needs per-token divergences from the reference pass; launch with "
+            "`python -m sparse_rlvr.train` (which computes them), or set sparse_rlvr.weighting.scale=0 and sparse_rlvr.weighting.mask=none"
+        )
+    if config.mask == "entropy" and entropy is None:
+        raise ValueError("sparse_rlvr.weighting.mask=entropy needs the policy entropy per token (old_log_prob pass)")
+    factor = None
+    if config.scale != 0:
+        factor = divergence_weights(divergence, config.scale, config.alpha)
+    if config.mask != "none":
+        kept = top_fraction_mask(divergence if config.mask == "divergence" else entropy, response_mask, config.rho)
+        factor = kept.to(torch.float32) if factor is None else factor * kept
+    return factor
+
+
 def k3_kl(old_log_prob: torch.Tensor, log_prob: torch.Tensor) -> torch.Tensor:
     """Per-token KL(pi_old || pi_theta), k3 estimate on tokens sampled from pi_old: r - 1 - log r, r = pi_theta / pi_old."""
     log_ratio = (log_prob - old_log_prob).clamp(-20.0, 20.0)

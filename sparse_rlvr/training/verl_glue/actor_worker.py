@@ -1,6 +1,6 @@
 """verl's ActorRolloutRef worker whose old-log-prob pass also runs the reference and the exact shift.
 
-The trainer (`shift_trainer.TokenShiftTrainer`) puts this class in place of verl's
+The trainer (`trainer.TokenShiftTrainer`) puts this class in place of verl's
 `ActorRolloutRefWorker` when `sparse_rlvr.enable` is on, and marks its old-log-prob request with
 SHIFT_REQUEST. Unmarked requests (and every other method) are verl's own, so a run with the
 plugin off is verl's run.

@@ -8,10 +8,12 @@ a machine with no accelerator it silently falls back to "cuda". This module adds
   no-op memory/stream/profiler calls. It keeps ``ray_resource_name() == "GPU"`` so that verl's
   resource pools (which count GPUs) schedule one worker per *fake* GPU
   (``ray_kwargs.ray_init.num_gpus``): on CPU a "GPU" is just a worker slot.
-- verl's FSDP/FSDP2 language-model and value-model engines registered for device "cpu".
+- verl's FSDP/FSDP2 language-model and value-model engines registered for device "cpu";
+- plain gloo process groups and unpinned CPU offload (two verl functions replaced; both live in
+  ``verl_internals`` with the other verl internals we touch).
 
 ``activate_cpu_platform()`` does both and makes the CPU platform current with
-``set_platform``. It is called only when ``SPARSE_RLVR_DEVICE=cpu`` (see ``registration``),
+``set_platform``. It is called only when ``SPARSE_RLVR_DEVICE=cpu`` (see ``registered_backends``),
 so nothing changes on a GPU cluster.
 """
 
@@ -25,6 +27,12 @@ from typing import Any, Optional
 import torch
 from verl.plugin.platform import PlatformRegistry, set_platform
 from verl.plugin.platform.platform_base import PlatformBase
+
+from sparse_rlvr.training.verl_glue.verl_internals import (
+    force_gloo_process_group,
+    register_engine_for_device,
+    unpinned_cpu_offload,
+)
 
 logger = logging.getLogger("sparse_rlvr.training.verl_glue.cpu_platform")
 
@@ -141,50 +149,17 @@ class PlatformCPU(PlatformBase):
 
 def _register_cpu_engines() -> None:
     """Register verl's FSDP engines for device "cpu" (verl registers them for cuda/npu only)."""
-    from verl.workers.engine.base import EngineRegistry
     from verl.workers.engine.fsdp.transformer_impl import FSDPEngineWithLMHead, FSDPEngineWithValueHead
 
     for model_type, engine in (("language_model", FSDPEngineWithLMHead), ("value_model", FSDPEngineWithValueHead)):
-        backends = EngineRegistry._engines.setdefault(model_type, {})
         for backend in ("fsdp", "fsdp2"):
-            backends.setdefault(backend, {})["cpu"] = engine
-
-
-def _patch_process_group_backend() -> None:
-    """verl builds ``f"cpu:gloo,{device}:{backend}"``; on CPU that names cpu twice, so force plain gloo."""
-    import verl.utils.distributed as distributed
-
-    if getattr(distributed, "_sparse_rlvr_cpu", False):
-        return
-    original = distributed.initialize_global_process_group_ray
-
-    def initialize_global_process_group_ray(timeout_second=None, backend=None):
-        return original(timeout_second=timeout_second, backend=backend or "gloo")
-
-    distributed.initialize_global_process_group_ray = initialize_global_process_group_ray
-    distributed._sparse_rlvr_cpu = True
-
-
-def _patch_offload_pin_memory() -> None:
-    """verl's forward-only (reference) FSDP2 engine uses ``CPUOffloadPolicy(pin_memory=True)``;
-    pinning needs an accelerator, so on CPU the same policy is built with ``pin_memory=False``."""
-    import verl.workers.engine.fsdp.transformer_impl as transformer_impl
-
-    policy = transformer_impl.CPUOffloadPolicy
-    if getattr(policy, "_sparse_rlvr_cpu", False):
-        return
-
-    def cpu_offload_policy(pin_memory: bool = True, **kwargs: Any):
-        return policy(pin_memory=False, **kwargs)
-
-    cpu_offload_policy._sparse_rlvr_cpu = True  # type: ignore[attr-defined]
-    transformer_impl.CPUOffloadPolicy = cpu_offload_policy
+            register_engine_for_device(model_type, backend, "cpu", engine)
 
 
 def activate_cpu_platform() -> dict[str, str]:
     """Make CPU verl's current platform in this process; returns what was registered."""
     set_platform(PlatformCPU())
     _register_cpu_engines()
-    _patch_process_group_backend()
-    _patch_offload_pin_memory()
+    force_gloo_process_group()  # verl would ask for "cpu:gloo,cpu:gloo"
+    unpinned_cpu_offload()  # the reference engine's CPU offload pins memory, which needs an accelerator
     return {"cpu": "verl.plugin.platform.PlatformRegistry", "fsdp2@cpu": "verl.workers.engine.EngineRegistry"}

@@ -7,13 +7,14 @@ Commands: ``sparse-rlvr train --config-name grpo_tiny_cpu [hydra overrides...]``
 ``sparse_rlvr`` section), and does what verl's ``main_ppo.main`` does (``auto_set_device``,
 ``validate_config``, ``run_ppo``) with these steps of ours:
 
-1. the ``sparse_rlvr`` section is validated (``PluginConfig``) and its weighting is put in the
-   environment of this process and of every Ray worker (``SPARSE_RLVR_WEIGHTING``);
+1. the ``sparse_rlvr`` section is validated (``PluginConfig``, ``check_run_config``) and its
+   weighting is put in the environment of this process and of every Ray process of the run
+   (``SPARSE_RLVR_WEIGHTING``, the one route to the workers' loss; see ``training.config``);
 2. if the recipe asks for CPU (``trainer.device: cpu``) it sets ``SPARSE_RLVR_DEVICE=cpu`` in
    this process *before* importing verl, so the driver resolves the CPU platform too (Ray
    workers get it from the recipe's ``ray_kwargs.ray_init.runtime_env.env_vars``), and
    ``check_cpu_config`` rejects GPU-only options on CPU with a clear message instead of a hang;
-3. verl's TaskRunner is replaced by ``TokenShiftTaskRunner`` (``shift_trainer``), which builds
+3. verl's TaskRunner is replaced by ``TokenShiftTaskRunner`` (``trainer``), which builds
    the trainer with the single pass and the token-shift monitor.
 """
 
@@ -59,7 +60,8 @@ def check_cpu_config(config) -> None:
 
 
 def pass_plugin_env(config) -> "PluginConfig":
-    """Validate the ``sparse_rlvr`` section; put its weighting in this process's and every Ray worker's env."""
+    """Validate the ``sparse_rlvr`` section; put its weighting in this process's and every Ray process's env
+    (``ray_kwargs.ray_init.runtime_env.env_vars``): the one route by which the workers' loss gets it."""
     from omegaconf import open_dict
 
     from sparse_rlvr.training.config import PluginConfig, check_run_config

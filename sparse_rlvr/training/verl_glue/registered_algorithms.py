@@ -5,16 +5,22 @@ Importing this module registers, in verl's own registries:
   by default) times divergence weights, optionally restricted to a top-rho token mask;
 - `actor.policy_loss.loss_mode=divergence_weighted`: the loss-time variant, weights from the
   per-token KL(pi_old || pi_theta) inside the update, then verl's vanilla clipped loss.
+
+How the inputs arrive:
+- The estimator takes the per-token divergence, entropy, agent-loop keys and weighting as explicit
+  arguments. sparse_rlvr's trainer does not go through verl's dispatcher for the weighting: it
+  lets verl compute the inner estimator's advantages and multiplies them by the same
+  `weighting.advantage_factor` itself (`trainer.TokenShiftTrainer._compute_advantage`). Called by
+  verl's dispatcher (verl's own trainer), the estimator gets no per-token tensors and refuses any
+  weighting that needs them.
+- The weighting options reach Ray workers, where the policy loss runs, by one route: JSON in the
+  SPARSE_RLVR_WEIGHTING variable of the Ray runtime environment (`config.PluginConfig.ray_env_vars`),
+  read by `config.worker_weighting`.
 """
 
 from __future__ import annotations
 
 import inspect
-import json
-import os
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -22,54 +28,11 @@ import torch
 from verl.protocol import DataProto
 from verl.trainer.ppo import core_algos
 
-from sparse_rlvr.training.config import ESTIMATOR_NAME, WEIGHTING_ENV
-from sparse_rlvr.training.weighting import WeightingConfig, divergence_weights, k3_kl, top_fraction_mask
-
-ESTIMATOR = ESTIMATOR_NAME
-POLICY_LOSS = ESTIMATOR_NAME
+from sparse_rlvr.training.config import ESTIMATOR_NAME, worker_weighting
+from sparse_rlvr.training.weighting import WeightingConfig, advantage_factor, divergence_weights, k3_kl
 
 
-def active_weighting() -> WeightingConfig:
-    """The run's weighting options, from WEIGHTING_ENV (weighting off when the variable is unset).
-
-    verl's dataclass configs (AlgoConfig, PolicyLossConfig) reject keys they do not know, so the
-    driver validates our own top-level `sparse_rlvr` section and hands the weighting to every Ray
-    worker through this variable of the runtime environment.
-    """
-    raw = os.environ.get(WEIGHTING_ENV)
-    return WeightingConfig.from_mapping(json.loads(raw)) if raw else WeightingConfig()
-
-
-@dataclass
-class StepTokens:
-    """Per-token tensors of the batch whose advantages are being computed ([B, T], rows as verl's)."""
-
-    divergence: torch.Tensor | None = None
-    entropy: torch.Tensor | None = None
-    batch_keys: list[str] | None = None
-    """verl V1's TransferQueue keys ("{uid}_{session}_{index}"): with them GRPO groups agent-loop
-    sessions the way verl's V1 trainer does (final output of each session, broadcast to the rest)."""
-
-
-_STEP: StepTokens | None = None
-
-
-@contextmanager
-def step_tokens(tokens: StepTokens) -> Iterator[StepTokens]:
-    """Make `tokens` the estimator's divergence/entropy while verl's advantage dispatcher runs.
-
-    verl's dispatcher passes an estimator only rewards, mask, uid and config; the trainer wraps
-    its call in this context so the registered estimator finds the step's per-token tensors.
-    """
-    global _STEP
-    previous, _STEP = _STEP, tokens
-    try:
-        yield tokens
-    finally:
-        _STEP = previous
-
-
-@core_algos.register_adv_est(ESTIMATOR)
+@core_algos.register_adv_est(ESTIMATOR_NAME)
 def compute_divergence_weighted_advantage(
     token_level_rewards: torch.Tensor,
     response_mask: torch.Tensor,
@@ -78,42 +41,29 @@ def compute_divergence_weighted_advantage(
     divergence: torch.Tensor | None = None,
     entropy: torch.Tensor | None = None,
     weighting: WeightingConfig | None = None,
+    batch_keys: list[str] | None = None,
     **kwargs: Any,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """A~ = w * A (times a token mask if configured); returns (advantages, returns) like every verl estimator.
 
-    `divergence` [B, T] is the configured D (JS or KL against the reference, from sparse_rlvr's
-    exact pass); `entropy` [B, T] the policy entropy, for the entropy mask.
+    Args:
+        token_level_rewards, response_mask, index, config: as verl passes every estimator.
+        divergence: [B, T] the configured D (JS or KL against the reference, sparse_rlvr's exact pass).
+        entropy: [B, T] the policy entropy, for the entropy mask.
+        weighting: the options; None reads them from WEIGHTING_ENV (verl's dispatcher passes none).
+        batch_keys: verl V1's TransferQueue keys ("{uid}_{session}_{index}"); with them GRPO groups
+            agent-loop sessions the way verl's V1 trainer does (final output of each session).
     """
-    weighting = weighting or active_weighting()
-    if _STEP is not None:
-        divergence = _STEP.divergence if divergence is None else divergence
-        entropy = _STEP.entropy if entropy is None else entropy
-    for name, tensor in (("divergence", divergence), ("entropy", entropy)):
-        if tensor is not None and tensor.shape != response_mask.shape:
-            raise ValueError(f"{name} has shape {tuple(tensor.shape)}, the response mask {tuple(response_mask.shape)}: rows must align")
-    batch_keys = _STEP.batch_keys if _STEP is not None else None
+    weighting = weighting or worker_weighting()
     if weighting.estimator == core_algos.AdvantageEstimator.GRPO.value and batch_keys is not None and index is not None:
         advantages, returns = _grpo_over_sessions(token_level_rewards, response_mask, index, config, batch_keys)
     else:
         advantages, returns = _inner_advantages(weighting.estimator, token_level_rewards, response_mask, index, config, kwargs)
-    needs_divergence = weighting.scale != 0 or weighting.mask == "divergence"
-    if needs_divergence and divergence is None:
-        raise ValueError(
-            "divergence_weighted needs per-token divergences from the reference pass; launch with "
-            "`python -m sparse_rlvr.train` (which computes them), or set sparse_rlvr.weighting.scale=0 and sparse_rlvr.weighting.mask=none"
-        )
-    if weighting.scale != 0:
-        advantages = advantages * divergence_weights(divergence, weighting.scale, weighting.alpha)
-    if weighting.mask != "none":
-        values = divergence if weighting.mask == "divergence" else entropy
-        if values is None:
-            raise ValueError("sparse_rlvr.weighting.mask=entropy needs the policy entropy per token (old_log_prob pass)")
-        advantages = advantages * top_fraction_mask(values, response_mask, weighting.rho)
-    return advantages, returns
+    factor = advantage_factor(weighting, response_mask, divergence=divergence, entropy=entropy)
+    return (advantages if factor is None else advantages * factor), returns
 
 
-@core_algos.register_policy_loss(POLICY_LOSS)
+@core_algos.register_policy_loss(ESTIMATOR_NAME)
 def compute_policy_loss_divergence_weighted(
     old_log_prob: torch.Tensor,
     log_prob: torch.Tensor,
@@ -124,7 +74,7 @@ def compute_policy_loss_divergence_weighted(
     rollout_is_weights: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict[str, Any]]:
     """verl's vanilla clipped loss with A~ = w(D) * A, D = k3 KL(pi_old || pi_theta) per token, detached."""
-    weighting = active_weighting()
+    weighting = worker_weighting()
     divergence = k3_kl(old_log_prob, log_prob).detach()
     weights = divergence_weights(divergence, weighting.scale, weighting.alpha)
     loss, metrics = core_algos.compute_policy_loss_vanilla(
@@ -177,6 +127,6 @@ def _takes_kwargs(parameters: Any) -> bool:
 
 def register_algorithms() -> dict[str, str]:
     """Importing this module registered both; report what is in verl's registries."""
-    assert core_algos.get_adv_estimator_fn(ESTIMATOR) is compute_divergence_weighted_advantage
-    assert core_algos.get_policy_loss_fn(POLICY_LOSS) is compute_policy_loss_divergence_weighted
-    return {ESTIMATOR: "adv_estimator", f"{POLICY_LOSS} (loss)": "policy_loss"}
+    assert core_algos.get_adv_estimator_fn(ESTIMATOR_NAME) is compute_divergence_weighted_advantage
+    assert core_algos.get_policy_loss_fn(ESTIMATOR_NAME) is compute_policy_loss_divergence_weighted
+    return {ESTIMATOR_NAME: "adv_estimator", f"{ESTIMATOR_NAME} (loss)": "policy_loss"}

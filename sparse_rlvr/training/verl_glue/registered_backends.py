@@ -18,10 +18,11 @@ from __future__ import annotations
 import logging
 import os
 
+from sparse_rlvr.training.verl_glue.verl_internals import SUPPORTED_VERL
+
 logger = logging.getLogger("sparse_rlvr.training.verl_glue.registered_backends")
 
 DEVICE_ENV = "SPARSE_RLVR_DEVICE"
-SUPPORTED_VERL = "0.9.1"
 _DONE: dict[str, str] = {}
 
 
@@ -34,13 +35,14 @@ def requested_device() -> str | None:
 
 
 def check_verl_version() -> None:
-    """Fail loudly on a verl whose internals we have not checked (see ``internals``)."""
+    """Fail loudly on a verl whose internals we have not checked (``verl_internals.INTERNALS``)."""
     import verl
 
     if verl.__version__ != SUPPORTED_VERL:
         raise RuntimeError(
             f"sparse_rlvr's CPU platform and hf rollout are built against verl {SUPPORTED_VERL}, "
-            f"found {verl.__version__}; pin verl=={SUPPORTED_VERL} or port sparse_rlvr/training/internals.py"
+            f"found {verl.__version__}; pin verl=={SUPPORTED_VERL}, or port sparse_rlvr/training/verl_glue/verl_internals.py "
+            "(every private verl name sparse_rlvr uses, each with a check the canary test runs)"
         )
 
 
@@ -53,10 +55,12 @@ def _load_hf_replica() -> type:
 
 def register_hf_rollout() -> dict[str, str]:
     """Add backend ``hf`` to verl's two rollout registries (replica and in-worker adapter)."""
-    from verl.workers.rollout import base, replica
+    from verl.workers.rollout import replica
+
+    from sparse_rlvr.training.verl_glue.verl_internals import register_rollout_adapter
 
     replica.RolloutReplicaRegistry.register("hf", _load_hf_replica)
-    base._ROLLOUT_REGISTRY[("hf", "async")] = "sparse_rlvr.training.verl_glue.hf_rollout.HFServerAdapter"
+    register_rollout_adapter("hf", "async", "sparse_rlvr.training.verl_glue.hf_rollout.HFServerAdapter")
     return {"hf": "verl.workers.rollout.replica.RolloutReplicaRegistry", "hf/async": "verl.workers.rollout.base._ROLLOUT_REGISTRY"}
 
 

@@ -22,6 +22,7 @@ from verl.utils.device import get_device_id, get_device_name
 from verl.workers.engine.utils import postprocess_batch_func, prepare_micro_batches
 
 from sparse_rlvr.core.divergence import token_divergence
+from sparse_rlvr.training.verl_glue.verl_internals import autocast_dtype, gather_and_unpad_packed
 
 logger = logging.getLogger(__name__)
 
@@ -146,7 +147,7 @@ def _shift_per_token(engine, base_logits, policy_logits, output_args, micro_batc
         # [1, nnz (+ pad), V], split over the sequence-parallel group like verl's rmpad logits
         temperature = uniform if uniform is not None else output_args["temperature_rmpad"]
         values = _compare(base_logits.squeeze(0), policy_logits.squeeze(0), temperature, chunk_tokens)
-        values = {k: engine._gather_and_unpad_packed(v, output_args["pad_size"]) for k, v in values.items()}
+        values = {k: gather_and_unpad_packed(engine, v, output_args["pad_size"]) for k, v in values.items()}
     else:
         # [bsz, seqlen, V], right-padded: compare each sequence's own rows, no [nnz, V] copy
         temperature = output_args["temperature"]
@@ -200,5 +201,5 @@ def _full(logits: torch.Tensor) -> torch.Tensor:
 
 
 def _autocast(engine):
-    dtype = getattr(engine, "_autocast_dtype", torch.bfloat16)
+    dtype = autocast_dtype(engine)
     return nullcontext() if dtype == torch.float32 else torch.autocast(device_type=get_device_name(), dtype=dtype)

@@ -13,9 +13,9 @@ from verl.trainer.ppo import core_algos
 from verl.trainer.ppo.ray_trainer import compute_advantage
 from verl.workers.config.actor import FSDPActorConfig
 
+from sparse_rlvr.training.config import ESTIMATOR_NAME, WEIGHTING_ENV
 from sparse_rlvr.training.verl_glue.registered_algorithms import (
-    ESTIMATOR, POLICY_LOSS, WEIGHTING_ENV, StepTokens, compute_divergence_weighted_advantage,
-    compute_policy_loss_divergence_weighted, register_algorithms, step_tokens,
+    compute_divergence_weighted_advantage, compute_policy_loss_divergence_weighted, register_algorithms,
 )
 from sparse_rlvr.training.weighting import WeightingConfig, divergence_weights, k3_kl, top_fraction_mask
 
@@ -34,13 +34,13 @@ def batch():
 
 
 def algorithm_config(**kwargs):
-    return OmegaConf.create({"adv_estimator": ESTIMATOR, "norm_adv_by_std_in_grpo": True} | kwargs)
+    return OmegaConf.create({"adv_estimator": ESTIMATOR_NAME, "norm_adv_by_std_in_grpo": True} | kwargs)
 
 
 def test_registered_in_verls_registries():
     assert register_algorithms()
-    assert core_algos.get_adv_estimator_fn(ESTIMATOR) is compute_divergence_weighted_advantage
-    assert core_algos.get_policy_loss_fn(POLICY_LOSS) is compute_policy_loss_divergence_weighted
+    assert core_algos.get_adv_estimator_fn(ESTIMATOR_NAME) is compute_divergence_weighted_advantage
+    assert core_algos.get_policy_loss_fn(ESTIMATOR_NAME) is compute_policy_loss_divergence_weighted
 
 
 def test_weighting_off_equals_verls_grpo_exactly(batch):
@@ -52,7 +52,7 @@ def test_weighting_off_equals_verls_grpo_exactly(batch):
     assert torch.equal(ours, expected.batch["advantages"]) and torch.equal(returns, expected.batch["returns"])
     # and through verl's own dispatcher, by the registered name
     data = DataProto.from_dict(tensors={"token_level_rewards": rewards, "response_mask": mask}, non_tensors={"uid": index})
-    dispatched = compute_advantage(data, ESTIMATOR, config=algorithm_config())
+    dispatched = compute_advantage(data, ESTIMATOR_NAME, config=algorithm_config())
     assert torch.equal(dispatched.batch["advantages"], expected.batch["advantages"])
 
 
@@ -70,14 +70,15 @@ def test_agent_loop_sessions_group_like_verls_v1_trainer(batch):
     ).batch["advantages"]
     plain, _ = core_algos.compute_grpo_outcome_advantage(rewards, mask, index)
     assert not torch.equal(expected, plain)  # sessions really change the groups here
-    with step_tokens(StepTokens(divergence=divergence, batch_keys=keys)):
-        off, _ = compute_divergence_weighted_advantage(rewards, mask, index, algorithm_config(), weighting=WeightingConfig(scale=0.0))
-        on, _ = compute_divergence_weighted_advantage(rewards, mask, index, algorithm_config(),
-                                                      weighting=WeightingConfig(scale=1.0, alpha=5.0))
+    off, _ = compute_divergence_weighted_advantage(rewards, mask, index, algorithm_config(), divergence=divergence,
+                                                   batch_keys=keys, weighting=WeightingConfig(scale=0.0))
+    on, _ = compute_divergence_weighted_advantage(rewards, mask, index, algorithm_config(), divergence=divergence,
+                                                  batch_keys=keys, weighting=WeightingConfig(scale=1.0, alpha=5.0))
     assert torch.equal(off, expected)
     torch.testing.assert_close(on, expected * divergence_weights(divergence, 1.0, 5.0), rtol=0, atol=0)
-    with step_tokens(StepTokens(divergence=divergence, batch_keys=keys[:-1])), pytest.raises(ValueError, match="rows must align"):
-        compute_divergence_weighted_advantage(rewards, mask, index, algorithm_config(), weighting=WeightingConfig(scale=0.0))
+    with pytest.raises(ValueError, match="rows must align"):
+        compute_divergence_weighted_advantage(rewards, mask, index, algorithm_config(), divergence=divergence,
+                                              batch_keys=keys[:-1], weighting=WeightingConfig(scale=0.0))
 
 
 def test_weights_multiply_grpo_advantages(batch):
