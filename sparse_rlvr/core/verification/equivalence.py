@@ -11,12 +11,13 @@ multisets, then math-verify on the rewritten forms (plain, percent /100, interva
 
 from __future__ import annotations
 
+import math
 import re
 from fractions import Fraction
 from functools import lru_cache
 
 from sparse_rlvr.core.verification import normalize as nz
-from sparse_rlvr.core.verification.extract import choice_letter
+from sparse_rlvr.core.verification.extract import choice_letter, choice_with_text
 
 _NORMALIZATION = None
 _UNPARSED = object()
@@ -83,18 +84,27 @@ def mv_parse(latex: str) -> list:
     return [] if value is _UNPARSED else [value]
 
 
-def mv_equal(gold: str, pred: str) -> bool:
-    """math-verify verdict (gold first: verify is not symmetric) on whole-answer parses only."""
+def mv_equal(gold: str, pred: str, tolerance: float = 0.0) -> bool:
+    """math-verify verdict (gold first: verify is not symmetric) on whole-answer parses only.
+
+    With ``tolerance`` > 0, numbers inside structures (intervals, matrices) are compared at
+    ``-log10(tolerance)`` decimals (math-verify's ``float_rounding``); else at its default 6,
+    and two plain numbers must then agree to 1e-12 (see :func:`_numbers_differ`).
+    """
     from math_verify import verify
 
     g, p = mv_parse(gold), mv_parse(pred)
-    return bool(g and p) and verify(g, p, timeout_seconds=None) and not _numbers_differ(g[0], p[0])
+    if not (g and p):
+        return False
+    digits = max(0, round(-math.log10(tolerance))) if tolerance > 0 else 6
+    return bool(verify(g, p, float_rounding=digits, timeout_seconds=None)) and not _numbers_differ(g[0], p[0], tolerance)
 
 
-def _numbers_differ(gold: object, pred: object) -> bool:
+def _numbers_differ(gold: object, pred: object, tolerance: float = 0.0) -> bool:
     """Guard against math-verify's 6-digit float rounding: 1/2004! is not 1/2006!.
 
-    Only for two pure numbers: their relative difference at 50 digits must be below 1e-12.
+    Only for two pure numbers: their relative difference at 50 digits must be below 1e-12
+    (or the caller's ``tolerance`` when larger).
     """
     try:
         if gold.free_symbols or pred.free_symbols:  # type: ignore[attr-defined]
@@ -104,7 +114,7 @@ def _numbers_differ(gold: object, pred: object) -> bool:
         if scale == 0:
             return False
         rel = abs(g - p) / scale
-        return bool(rel > 1e-12)
+        return bool(rel > max(1e-12, tolerance))
     except (AttributeError, TypeError, ValueError):
         return False
 
@@ -158,23 +168,36 @@ def _forms(answer: str) -> list[str]:
     return list(dict.fromkeys([s, nz.inequality_to_interval(s)]))
 
 
-def _choice_verdict(gold: str, pred: str, options: dict[str, str] | None) -> bool | None:
-    """Verdict for multiple-choice answers: letters compare as letters, text via the options."""
-    g, p = choice_letter(gold), choice_letter(pred)
+def _choice_parts(answer: str) -> tuple[str | None, str | None]:
+    """(option letter, option text) of an answer: ``(C)`` -> (C, None), ``\\text{(D) } 24`` ->
+    (D, 24), ``24`` -> (None, 24)."""
+    letter = choice_letter(answer)
+    if letter is not None:
+        return letter, None
+    with_text = choice_with_text(answer)
+    return with_text if with_text is not None else (None, answer)
+
+
+def _choice_verdict(gold: str, pred: str, options: dict[str, str] | None, tolerance: float) -> bool | None:
+    """Verdict for multiple-choice answers: letters compare as letters, texts as answers, a
+    letter against a text through the options. None when neither side names an option."""
+    (g, g_text), (p, p_text) = _choice_parts(gold), _choice_parts(pred)
     if g is None and p is None:
         return None
     if g is not None and p is not None:
         return g == p
+    if g_text is not None and p_text is not None:
+        return single_equal(g_text, p_text, tolerance, None)
     if not options:
         return False if g is not None else None
-    letter, text = (g, pred) if g is not None else (p, gold)
-    option = options.get(letter)
-    return option is not None and single_equal(option, text, 0.0, None)
+    letter, text = (g, p_text) if g is not None else (p, g_text)
+    option = options.get(letter or "")
+    return option is not None and text is not None and single_equal(option, text, 0.0, None)
 
 
 def single_equal(gold: str, pred: str, tolerance: float, options: dict[str, str] | None) -> bool:
     """Whether one predicted answer equals one gold answer (no list splitting)."""
-    verdict = _choice_verdict(gold, pred, options)
+    verdict = _choice_verdict(gold, pred, options, tolerance)
     if verdict is not None:
         return verdict
     golds, preds = _forms(gold), _forms(pred)
@@ -186,7 +209,10 @@ def single_equal(gold: str, pred: str, tolerance: float, options: dict[str, str]
     decided = _decimal_policy(golds[0], preds[0], tolerance)
     if decided is not None:
         return decided
-    return any(mv_equal(g, p) for g in golds for p in preds)
+    if any(mv_equal(g, p, tolerance) for g in golds for p in preds):
+        return True
+    raw_g, raw_p = gold.strip().strip("$"), pred.strip().strip("$")  # equations keep their "y ="
+    return (raw_g, raw_p) != (golds[0], preds[0]) and "=" in raw_g + raw_p and mv_equal(raw_g, raw_p, tolerance)
 
 
 def _percent_equal(g: str, g_pct: bool, p: str, p_pct: bool, tolerance: float) -> bool:
@@ -195,7 +221,7 @@ def _percent_equal(g: str, g_pct: bool, p: str, p_pct: bool, tolerance: float) -
         return True
     scaled_g = f"\\frac{{{g}}}{{100}}" if g_pct else g
     scaled_p = f"\\frac{{{p}}}{{100}}" if p_pct else p
-    return mv_equal(scaled_g, scaled_p)
+    return mv_equal(scaled_g, scaled_p, tolerance)
 
 
 def quick_verdict(gold: str, pred: str, tolerance: float) -> bool | None:
@@ -213,18 +239,48 @@ def quick_verdict(gold: str, pred: str, tolerance: float) -> bool | None:
     return abs(g_value - p_value) <= tolerance * max(1, abs(g_value))
 
 
-def answers_equal(gold: str, pred: str, tolerance: float = 0.0, options: dict[str, str] | None = None) -> bool:
-    """Whether ``pred`` is the gold answer; lists and sets of solutions compare as multisets."""
-    g_parts = nz.split_top_level(nz.drop_thousands(nz.basic(gold)))
-    p_parts = nz.split_top_level(nz.drop_thousands(nz.basic(pred)))
-    if len(g_parts) <= 1 and len(p_parts) <= 1:
-        return single_equal(gold, pred, tolerance, options)
-    if len(g_parts) != len(p_parts):
-        return single_equal(gold, pred, tolerance, options) if len(p_parts) > 1 and len(g_parts) > 1 else False
-    remaining = list(g_parts)
+_LABELLED = re.compile(r"^\s*([A-Za-z](?:_\{?\w+\}?)?)\s*=\s*(.+)$", re.S)
+
+
+def _label(part: str) -> tuple[str | None, str]:
+    """(label, value) of ``a_{3} = 2`` (label ``a_3``); (None, part) when unlabelled."""
+    match = _LABELLED.match(part)
+    if not match or "=" in match.group(2):
+        return None, part
+    return match.group(1).replace("{", "").replace("}", ""), match.group(2).strip()
+
+
+def _named(parts: list[str]) -> bool:
+    """Whether the parts are distinct named values (``x=1, y=2``), not solutions of one unknown."""
+    labels = [_label(p)[0] for p in parts]
+    return all(labels) and len(set(labels)) == len(labels)
+
+
+def _parts_equal(g_parts: list[str], p_parts: list[str], tolerance: float, options: dict[str, str] | None) -> bool:
+    """Lists: named values by name (or in order when only one side names them); solutions as multisets."""
+    if _named(g_parts) or _named(p_parts):
+        g_pairs, p_pairs = [_label(g) for g in g_parts], [_label(p) for p in p_parts]
+        if _named(g_parts) and _named(p_parts):
+            by_name = dict(g_pairs)
+            return set(by_name) == {n for n, _ in p_pairs} and all(
+                single_equal(by_name[n], v, tolerance, options) for n, v in p_pairs
+            )
+        return all(single_equal(g, p, tolerance, options) for (_, g), (_, p) in zip(g_pairs, p_pairs))
+    remaining = [_label(g)[1] for g in g_parts]
     for part in p_parts:
-        match = next((i for i, g in enumerate(remaining) if single_equal(g, part, tolerance, options)), None)
+        value = _label(part)[1]
+        match = next((i for i, g in enumerate(remaining) if single_equal(g, value, tolerance, options)), None)
         if match is None:
             return False
         remaining.pop(match)
     return True
+
+
+def answers_equal(gold: str, pred: str, tolerance: float = 0.0, options: dict[str, str] | None = None) -> bool:
+    """Whether ``pred`` is the gold answer; lists and sets of solutions compare as multisets."""
+    g_parts, p_parts = nz.parts(gold), nz.parts(pred)
+    if len(g_parts) <= 1 and len(p_parts) <= 1:
+        return single_equal(gold, pred, tolerance, options)
+    if len(g_parts) != len(p_parts):
+        return single_equal(gold, pred, tolerance, options) if len(p_parts) > 1 and len(g_parts) > 1 else False
+    return _parts_equal(g_parts, p_parts, tolerance, options)

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sparse_rlvr.core.verification.equivalence import quick_verdict
-from sparse_rlvr.core.verification.extract import extract_final_answer
-from sparse_rlvr.core.verification.normalize import squash
+from sparse_rlvr.core.verification.extract import Extraction, extract_final_answer, gold_box_group, last_answer_line
+from sparse_rlvr.core.verification.normalize import parts, squash
 from sparse_rlvr.core.verification.pool import shared_pool
 
 REASONS = ("correct", "wrong", "no_answer", "truncated", "timeout", "error")
@@ -87,14 +87,34 @@ def _as_text(value: Any) -> str | None:
 
 
 def _gold_text(ground_truth: Any) -> str | None:
-    """The gold answer as bare LaTeX (a ``\\boxed{}`` or ``$`` wrapper is removed)."""
+    """The gold answer as bare LaTeX.
+
+    A gold with boxes is the list of its final boxes (``\\boxed{1}\\boxed{2}`` is ``1, 2``; a
+    worked solution that boxes ``004`` three times is ``004``; see :func:`gold_box_group`). A worked solution
+    without a box gives its ``Answer:`` line ("Final Answer: The final answer is $28\\%$").
+    Otherwise the gold itself, without ``$`` delimiters.
+    """
     gold = _as_text(ground_truth)
     if gold is None and isinstance(ground_truth, (list, tuple)) and ground_truth:
         gold = _as_text(ground_truth[0])
     if not gold or not gold.strip():
         return None
-    found = extract_final_answer(gold)
-    return found.answer if found.status == "ok" and "\\boxed" in gold else gold.strip().strip("$").strip()
+    boxed = gold_box_group(gold)
+    if boxed:
+        return ", ".join(boxed)
+    if last_answer_line(gold) is not None:
+        found = extract_final_answer(gold)
+        if found.status == "ok" and found.answer:
+            return found.answer
+    return gold.strip().strip("$").strip()
+
+
+def _prediction(found: Extraction, gold: str) -> str:
+    """The answer to grade: all boxes of a multi-part final answer when the gold has several
+    parts too, else the last box (a later box replaces an earlier one)."""
+    if len(found.parts) > 1 and len(parts(gold)) > 1:
+        return ", ".join(found.parts)
+    return found.answer or ""
 
 
 def _options(extra_info: Any) -> dict[str, str] | None:
@@ -117,7 +137,7 @@ def prepare(solution_str: Any, ground_truth: Any, extra_info: Any, config: MathR
     found = extract_final_answer(text[-config.max_response_chars :])
     if found.status != "ok":
         return _result(config, found.status, None)
-    pred = found.answer
+    pred = _prediction(found, gold)
     if len(pred) > config.max_answer_chars or len(gold) > config.max_answer_chars:
         return _result(config, "error", pred)
     if squash(pred) == squash(gold):

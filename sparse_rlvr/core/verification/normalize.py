@@ -15,33 +15,55 @@ _UNIT_WORDS = (
     "dollars?|cents?|kg|g|grams?|pounds?|lbs?|liters?|ml|L|mph|km/h|people|students|ways|points"
 )
 _TRAILING_TEXT_UNIT = re.compile(r"\s*\\(?:text|mbox|mathrm)\s*\{\s*(?:" + _UNIT_WORDS + r")\s*\}(\^\{?[23]\}?)?\s*$")
-# A bare one-letter unit ("2m", "5 s") is as likely a variable: only a \text{} one is dropped.
+# A bare one-letter unit ("2m", "5 s") is as likely a variable: only a \text{} one, or one with a
+# unicode power ("5 m²"), is dropped.
 _BARE_UNIT_WORDS = "|".join(w for w in _UNIT_WORDS.split("|") if len(w) > 1)
-_TRAILING_WORD_UNIT = re.compile(r"(?<=[\d}])\s*(?:" + _BARE_UNIT_WORDS + r")(\^\{?[23]\}?)?\s*$")
+_TRAILING_WORD_UNIT = re.compile(
+    r"(?<=[\d}])\s*(?:(?:" + _BARE_UNIT_WORDS + r")(\^\{?[23]\}?)?|(?:" + _UNIT_WORDS + r")[²³])\s*$"
+)
 _DECIMAL = re.compile(r"^[+-]?(?:\d+\.?\d*|\.\d+)$")
 _REPEATING = re.compile(r"^([+-]?)(\d*)\.(\d*)\\overline\{(\d+)\}$")
-_THOUSANDS = re.compile(r"^[+-]?\d{1,3}(?:,\d{3})+(?:\.\d+)?$")
+_THOUSANDS = re.compile(r"^[+-]?\d{1,3}(?:(?:,\d{3})+|(?: \d{3})+)(?:\.\d+)?$")
 _REL = r"(<|>|\\le|\\leq|\\ge|\\geq|\\leqslant|\\geqslant|≤|≥)"
 _ONE_SIDED = re.compile(r"^[a-zA-Z]\s*" + _REL + r"\s*(.+)$")
 _TWO_SIDED = re.compile(r"^(.+?)\s*" + _REL + r"\s*[a-zA-Z]\s*" + _REL + r"\s*(.+)$")
 
 
 def basic(answer: str) -> str:
-    """Presentation-only rewrites: unicode minus, ``\\left``/``\\right``, spacing, ``\\dfrac``."""
-    s = answer.replace("−", "-").replace("\u2212", "-").replace("\\!", "").replace("\\,", "")
+    """Presentation-only rewrites: unicode minus, ``$``, ``\\left``/``\\right``, spacing commands,
+    thin-space thousands (``32,\\!349``), ``\\dfrac``, text styles, ``\\varnothing``, sets in
+    bare braces (``{1, 2}`` -> ``\\{1, 2\\}``)."""
+    s = answer.replace("−", "-").replace("\u2212", "-").replace("\\$", "").replace("$", "")
+    s = re.sub(r",\\!\s*(?=\d{3}(?!\d))|\s*\{\s*,\s*\}\s*", ",", s)
+    s = s.replace("\\!", "").replace("\\,", "")
+    s = re.sub(r"\\(?:quad|qquad|;|:)|(?<!\\)\\ |~", " ", s)  # not "\\\\ " (a matrix row end)
     s = s.replace("\\left", "").replace("\\right", "").replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac")
+    s = re.sub(r"\\text(?:bf|normal|rm|it)\s*\{", r"\\text{", s).replace("\\varnothing", "\\emptyset")
     s = re.sub(r"\\displaystyle", "", s)
     s = re.sub(r"\\frac(\d)(\d)", r"\\frac{\1}{\2}", s)
     s = re.sub(r"(?<![\\a-zA-Z])pi(?![a-zA-Z])", r"\\pi", s)
     s = re.sub(r"\s+", " ", s).strip()
     s = re.sub(r"^[a-zA-Z]\s*=\s*(?=[^=]+$)", "", s)  # "x = 5" -> "5" (single assignment only)
-    return s.strip()
+    return _bare_braces(s.strip())
+
+
+def _bare_braces(s: str) -> str:
+    """``{a, b}`` (one brace group around a list) -> ``\\{a, b\\}``: a set written without
+    backslashes; ``{5}`` alone stays as it is."""
+    if not (s.startswith("{") and s.endswith("}")) or "," not in s:
+        return s
+    depth = 0
+    for i, ch in enumerate(s):
+        depth += (ch == "{") - (ch == "}")
+        if depth == 0 and i < len(s) - 1:
+            return s
+    return "\\{" + s[1:-1] + "\\}"
 
 
 def strip_units(answer: str) -> str:
     """Drop a trailing unit, degree sign or currency sign: ``30^\\circ`` -> ``30``, ``\\$5`` -> ``5``."""
     s = re.sub(r"\^\s*\{?\\circ\}?|°|\\degree", "", answer)
-    s = s.replace("\\$", "").replace("$", "")
+    s = s.replace("\\$", "").replace("$", "").replace("€", "").replace("£", "")
     s = _TRAILING_TEXT_UNIT.sub("", s)
     s = _TRAILING_WORD_UNIT.sub("", s)
     return s.strip() or answer
@@ -50,7 +72,7 @@ def strip_units(answer: str) -> str:
 def strip_percent(answer: str) -> tuple[str, bool]:
     """(answer without a trailing percent sign, whether it had one)."""
     s = answer.strip()
-    for sign in ("\\%", "%", "\\text{%}", "percent"):
+    for sign in ("\\%", "%", "\\text{%}", "\\text{ percent}", "\\text{percent}", "percentage", "percent", "pct"):
         if s.endswith(sign):
             return s[: -len(sign)].strip(), True
     return s, False
@@ -58,7 +80,9 @@ def strip_percent(answer: str) -> tuple[str, bool]:
 
 def drop_thousands(answer: str) -> str:
     """``1,000,000`` -> ``1000000`` (only the exact thousands pattern, never a list like 1,2)."""
-    return answer.replace(",", "") if _THOUSANDS.match(answer) else answer.replace("{,}", "")
+    if _THOUSANDS.match(answer):
+        return answer.replace(",", "").replace(" ", "")
+    return answer.replace("{,}", "")
 
 
 def repeating_to_fraction(answer: str) -> str:
@@ -131,3 +155,8 @@ def decimal_value(answer: str) -> Fraction | None:
 def squash(answer: str) -> str:
     """Whitespace removed except between two word characters (``2 3`` is not ``23``)."""
     return re.sub(r"(?<!\w)\s+|\s+(?!\w)", "", answer)
+
+
+def parts(answer: str) -> list[str]:
+    """The top-level parts of an answer (one part for a single value)."""
+    return split_top_level(drop_thousands(strip_units(basic(answer))))

@@ -62,7 +62,7 @@ CHOICES = [
 ]
 OTHER = [  # (category, response, gold, reason)
     ("choices", "So the answer is \"C\".\nAnswer: \"C\"", "C", "correct"),
-    ("choices", "Answer: (C) 12", "C", "wrong"),
+    ("choices", "Answer: (C) 12", "C", "correct"),  # issue 13: the option letter with its text counts
     ("markdown", "The final result:\n**Answer: 73**", "73", "correct"),
     ("markdown", "Answer: **73**", "73", "correct"),
     ("markdown", "Answer: $\\boxed{73}$", "73", "correct"),
