@@ -183,9 +183,10 @@ def write_logging_board_step(
 ) -> Path:
     """Append step `step`'s lines to ``<board_root>/<experiment>/rollout_data_rank_<rank>.jsonl``; returns it.
 
-    Lines of steps >= `step` already in the file (a resumed run) are dropped first, so the file
-    stays in step order with each step once. An error while building the lines (`samples` may be
-    a generator) leaves the file as it was.
+    `experiment` names the run's folder (the trainer passes trainer.experiment_name; the viewer
+    lists these folders). Lines of steps >= `step` already in the file (a resumed run) are
+    dropped first, so the file stays in step order with each step once. An error while building
+    the lines (`samples` may be a generator) leaves the file as it was.
     """
     path = board_file(board_root, experiment, rank)
     path.parent.mkdir(parents=True, exist_ok=True)
