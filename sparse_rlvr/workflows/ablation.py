@@ -150,14 +150,43 @@ def check_extra_overrides(overrides: Sequence[str], with_seeds: bool) -> None:
         )
 
 
+def estimator_overrides(extra: Sequence[str]) -> list[str]:
+    """``algorithm.adv_estimator=divergence_weighted`` unless the user's overrides pick the estimator
+    or the loss (the loss-time variant then needs a plain estimator: ``check_run_configs`` says so)."""
+    keys = {_override_key(o) for o in extra}
+    chosen = {"algorithm.adv_estimator", "actor_rollout_ref.actor.policy_loss.loss_mode"} & keys
+    return [] if chosen else ["algorithm.adv_estimator=divergence_weighted"]
+
+
 def run_overrides(run: AblationRun, name: str, sweep: str, extra: Sequence[str]) -> list[str]:
     """All Hydra overrides of one run: the user's extras, the estimator, the name, W&B grouping, the grid point."""
-    keys = {_override_key(o) for o in extra}
-    estimator = [] if {"algorithm.adv_estimator", "actor_rollout_ref.actor.policy_loss.loss_mode"} & keys else [
-        "algorithm.adv_estimator=divergence_weighted"
-    ]
     env = [f'{RUN_ENV_PREFIX}.{key}="{value}"' for key, value in wandb_env(run, sweep).items()]  # quoted: stays a string
-    return [*extra, *estimator, f"trainer.experiment_name={name}", *env, *run.overrides()]
+    return [*extra, *estimator_overrides(extra), f"trainer.experiment_name={name}", *env, *run.overrides()]
+
+
+def check_run_configs(config_name: str, runs: Sequence[AblationRun], extra: Sequence[str]) -> None:
+    """Refuse, before the first run, a sweep that ``sparse-rlvr train`` would refuse run by run.
+
+    The recipe is composed once with the user's overrides and the estimator; each run's weighting
+    then goes through train's own check (``training.config.check_run_config``): e.g. the loss-time
+    variant on a recipe whose estimator already weights (weights twice), or masks it ignores.
+    """
+    from sparse_rlvr.training.config import PluginConfig, check_run_config
+    from sparse_rlvr.training.verl_glue.launch import compose
+    from sparse_rlvr.training.weighting import WeightingConfig
+
+    try:
+        config = compose(config_name, [*extra, *estimator_overrides(extra)])
+    except Exception as error:  # Hydra's errors for a missing recipe or a bad override
+        raise ValueError(f"--config-name {config_name} with {list(extra)}: {error}") from None
+    plugin = PluginConfig.from_config(config.get("sparse_rlvr"))
+    for run in runs:
+        weighting = {key: value for key in WEIGHTING_KEYS if (value := getattr(run, key)) is not None}
+        run_plugin = PluginConfig(plugin.enable, WeightingConfig(**{**asdict(plugin.weighting), **weighting}), plugin.monitor)
+        try:
+            check_run_config(config, run_plugin)
+        except ValueError as error:
+            raise ValueError(f"{run.name(config_name)}: {error}") from None
 
 
 def wandb_env(run: AblationRun, sweep: str) -> dict[str, str]:
@@ -339,6 +368,7 @@ def ablate_command(
             parse_list(mask, "--mask", str), parse_list(rho, "--rho"),
             parse_list(seeds, "--seeds", int) if seeds is not None else [None],
         )
+        check_run_configs(config_name, runs, list(overrides or []))
         path = manifest or Path("runs") / "sweeps" / sweep / "manifest.json"
         typer.echo(f"sweep {sweep}: {len(runs)} runs of {config_name}; manifest {path}")
         result = run_sweep(config_name, runs, sweep=sweep, name_prefix=prefix, manifest_path=path,

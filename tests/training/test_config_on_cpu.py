@@ -135,3 +135,60 @@ def test_dapo_gets_reference_batching_for_the_plugins_reference():
     config = compose("dapo_tiny_cpu", ["actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu=null"])
     _default_reference_batching(config)
     assert config.actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu == config.actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu
+
+
+LOSS_TIME = "actor_rollout_ref.actor.policy_loss.loss_mode=divergence_weighted"
+
+
+@pytest.mark.parametrize("recipe", ["grpo_qwen2p5_math_7b", "dapo_qwen2p5_math_7b", "grpo_tiny_cpu"])
+def test_loss_time_weighting_on_a_weighted_estimator_is_refused(recipe):
+    """The recipes already set adv_estimator=divergence_weighted: adding the loss would weight twice."""
+    from sparse_rlvr.training.config import check_run_config
+
+    config = compose(recipe, [LOSS_TIME, "weighting=high_boost" if "7b" in recipe else "sparse_rlvr.weighting.scale=1"])
+    with pytest.raises(ValueError, match="would both weight the same advantages \\(twice\\).*algorithm.adv_estimator=grpo"):
+        check_run_config(config, PluginConfig.from_config(config.sparse_rlvr))
+    alone = compose(recipe, [LOSS_TIME, "algorithm.adv_estimator=grpo", "sparse_rlvr.weighting.scale=1"])
+    check_run_config(alone, PluginConfig.from_config(alone.sparse_rlvr))  # the loss-time variant by itself is fine
+
+
+@pytest.mark.parametrize(
+    ("override", "ignored"),
+    [
+        ("sparse_rlvr.weighting.mask=entropy", "mask=entropy"),
+        ("sparse_rlvr.weighting.mask=divergence", "mask=divergence"),
+        ("sparse_rlvr.weighting.source=kl_ref", "source=kl_ref"),
+        ("sparse_rlvr.weighting.estimator=rloo", "estimator=rloo"),
+    ],
+)
+def test_options_the_loss_time_variant_ignores_are_refused(override, ignored):
+    from sparse_rlvr.training.config import check_run_config
+
+    config = compose("grpo_tiny_cpu", [LOSS_TIME, "algorithm.adv_estimator=grpo", override])
+    with pytest.raises(ValueError, match=f"ignores: sparse_rlvr.weighting.{ignored}"):
+        check_run_config(config, PluginConfig.from_config(config.sparse_rlvr))
+    estimator_time = compose("grpo_tiny_cpu", [override])  # the advantage-time variant reads them
+    check_run_config(estimator_time, PluginConfig.from_config(estimator_time.sparse_rlvr))
+
+
+def test_an_estimator_weighting_itself_is_refused():
+    from sparse_rlvr.training.config import check_run_config
+
+    config = compose("grpo_tiny_cpu", ["sparse_rlvr.weighting.estimator=divergence_weighted"])
+    with pytest.raises(ValueError, match="would weight its own advantages"):
+        check_run_config(config, PluginConfig.from_config(config.sparse_rlvr))
+
+
+def test_workers_weighting_must_match_the_config(monkeypatch):
+    """The loss-time variant reads the weighting from the environment its Ray workers share: it must be the config's."""
+    from sparse_rlvr.training.config import check_worker_weighting, worker_weighting
+
+    config = compose("grpo_tiny_cpu", [LOSS_TIME, "algorithm.adv_estimator=grpo", "sparse_rlvr.weighting.alpha=-20"])
+    plugin = PluginConfig.from_config(config.sparse_rlvr)
+    monkeypatch.delenv(WEIGHTING_ENV, raising=False)
+    with pytest.raises(ValueError, match="launch with `sparse-rlvr train`"):
+        check_worker_weighting(config, plugin)  # the workers would silently use the defaults
+    monkeypatch.setenv(WEIGHTING_ENV, "")
+    pass_plugin_env(config)
+    assert worker_weighting() == plugin.weighting
+    check_worker_weighting(config, plugin)

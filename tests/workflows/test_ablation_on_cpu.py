@@ -222,3 +222,25 @@ def test_cli_dry_run_and_bad_values(tmp_path, monkeypatch):
     assert "trainer.total_training_steps=5" in result.output and not (tmp_path / "runs").exists()
     result = runner.invoke(app, ["ablate", "--config-name", "r", "--scale", "0,5", "--dry-run"])
     assert result.exit_code == 2 and "scale must be in [0, 2]" in result.output
+
+
+LOSS_TIME = "actor_rollout_ref.actor.policy_loss.loss_mode=divergence_weighted"
+
+
+def test_a_sweep_that_would_weight_twice_is_refused_before_any_run(tmp_path, monkeypatch):
+    """The paper recipes set adv_estimator=divergence_weighted; the loss-time variant on top weights twice."""
+    from sparse_rlvr.cli import app
+    from sparse_rlvr.workflows.ablation import check_run_configs
+
+    runs = ablation_grid([0, 1], [20], ["js"], ["none"])
+    with pytest.raises(ValueError, match="dapo_qwen2p5_math_7b-s0-none: .*weight the same advantages \\(twice\\)"):
+        check_run_configs("dapo_qwen2p5_math_7b", runs, [LOSS_TIME])
+    check_run_configs("dapo_qwen2p5_math_7b", runs, [LOSS_TIME, "algorithm.adv_estimator=grpo"])  # loss-time alone
+    masked = ablation_grid([1], [20], ["js"], ["entropy"])
+    with pytest.raises(ValueError, match="ignores: sparse_rlvr.weighting.mask=entropy"):
+        check_run_configs("dapo_qwen2p5_math_7b", masked, [LOSS_TIME, "algorithm.adv_estimator=grpo"])
+    check_run_configs("dapo_qwen2p5_math_7b", masked, [])  # the estimator reads the mask
+
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["ablate", "--config-name", "dapo_qwen2p5_math_7b", "--dry-run", LOSS_TIME])
+    assert result.exit_code == 2 and "twice" in result.output and "[1/" not in result.output
