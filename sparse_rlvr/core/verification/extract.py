@@ -169,7 +169,7 @@ def _clean_answer_line(rest: str) -> str:
         return box[1].strip()
     rest = _LEAD_IN.sub("", rest.strip().strip("*_").strip())
     sentence = re.split(r"(?<!\d)\.(?:\s|$)|\.\s|\s+I hope\b", rest, maxsplit=1)[0]
-    sentence = sentence.strip().strip("*_\"'").rstrip(".").strip()
+    sentence = re.sub(r"^(?:\\?[\"']|[*_])+|(?:\\?[\"']|[*_])+$", "", sentence.strip()).rstrip(".").strip()
     math = _first_math(sentence)
     if math is not None and not sentence[math[1] :].strip(" .,;!"):
         return math[0].strip()
