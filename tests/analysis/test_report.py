@@ -108,4 +108,5 @@ def test_chromium_shows_hostile_tokens_as_text(tmp_path):
     assert spans[5] == "&lt;b&gt;bold&lt;/b&gt;"
     tooltip = dom[dom.index('id="tip"'):]
     assert "display: block" in tooltip and "<th>base</th><th>policy</th>" in tooltip  # hover shows candidates
-    assert "&lt;/script&gt;&lt;img src=x onerror=document.documentElement.dataset.pwned=1&gt; 0.600" in tooltip and "&lt;i&gt;cand&lt;/i&gt; 0.300" in tooltip
+    assert "&lt;/script&gt;&lt;img src=x onerror=document.documentElement.dataset.pwned=1&gt; 0.600" in tooltip
+    assert "&lt;i&gt;cand&lt;/i&gt; 0.300" in tooltip

@@ -60,7 +60,8 @@ def token_shift_metrics(
         metrics["token_shift/policy_top1_in_base_top3"] = float((_flat(policy_top1_rank_in_base, valid) <= 3).mean())
     if weights is not None:
         w = _flat(weights, valid)
-        metrics |= {"token_shift/weight_mean": float(w.mean()), "token_shift/weight_std": float(w.std(ddof=1)) if w.size > 1 else 0.0,
+        metrics |= {"token_shift/weight_mean": float(w.mean()),
+                    "token_shift/weight_std": float(w.std(ddof=1)) if w.size > 1 else 0.0,  # unbiased, as torch's std
                     "token_shift/weight_min": float(w.min()), "token_shift/weight_max": float(w.max())}
     return metrics
 
