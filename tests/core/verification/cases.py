@@ -107,6 +107,53 @@ OTHER = [  # (category, response, gold, reason)
     ("gold_forms", "\\boxed{1.5}", "\\frac{3}{2}", "correct"),
 ]
 
+ISSUE_13 = [  # (category, response, gold, reason): the recall categories of issue 13
+    ("shorthand", B % "\\sqrt3", "\\sqrt{3}", "correct"), ("shorthand", B % "\\frac12", "\\frac{1}{2}", "correct"),
+    ("shorthand", B % "\\frac 1{2}", "0.5", "correct"), ("shorthand", B % "2\\sqrt3", "2\\sqrt{3}", "correct"),
+    ("shorthand", B % "\\tfrac{3}{4}", "0.75", "correct"), ("shorthand", B % "\\dfrac 34", "\\frac{3}{4}", "correct"),
+    ("shorthand", B % "\\frac 12", "\\frac{1}{2}", "correct"), ("shorthand", B % "\\sqrt2+1", "1+\\sqrt{2}", "correct"),
+    ("shorthand", B % "\\frac 12", "12", "wrong"), ("shorthand", B % "2\\sqrt3", "2", "wrong"),
+    ("thousands", B % "32,\\!349", "32349", "correct"), ("thousands", B % "11,\\!111,\\!111", "11111111", "correct"),
+    ("thousands", B % "32,\\! 349", "32,349", "correct"), ("thousands", B % "1\\,000", "1000", "correct"),
+    ("thousands", B % "14{,}916", "14916", "correct"), ("thousands", B % "1 000", "1000", "correct"),
+    ("thousands", B % "32,\\!348", "32349", "wrong"),
+    ("sets_pm", B % "{-2021, 2021}", "\\pm 2021", "correct"), ("sets_pm", B % "\\{2021, -2021\\}", "\\pm 2021", "correct"),
+    ("sets_pm", B % "\\pm 2021", "{-2021, 2021}", "correct"), ("sets_pm", B % "{1, 2}", "2, 1", "correct"),
+    ("sets_pm", B % "{2021}", "\\pm 2021", "wrong"), ("sets_pm", B % "{-2021, 2022}", "\\pm 2021", "wrong"),
+    ("empty_set", B % "\\varnothing", "\\emptyset", "correct"), ("empty_set", B % "\\emptyset", "\\varnothing", "correct"),
+    ("empty_set", B % "\\varnothing", "\\{0\\}", "wrong"),
+    ("choices_text", B % "\\text{(D) } 24", "D", "correct"), ("choices_text", B % "\\textbf{(E)}\\ 17", "E", "correct"),
+    ("choices_text", B % "\\text{(D) } 24", "24", "correct"), ("choices_text", B % "\\textbf{(E)}\\ 17", "(E)", "correct"),
+    ("choices_text", B % "\\text{(D) } 24", "C", "wrong"), ("choices_text", B % "\\textbf{(E)}\\ 17", "18", "wrong"),
+    ("answer_is_choice", "Comparing the options, the answer is (C).", "C", "correct"),
+    ("answer_is_choice", "So the final answer is **(B)**", "B", "correct"),
+    ("answer_is_choice", "The answer is (C).", "D", "wrong"),
+    ("answer_is_choice", "I first guessed \\boxed{A}. Checking again, the answer is (C).", "C", "correct"),
+    ("answer_is_choice", "The answer is (C). Hmm, no: \\boxed{D}", "C", "wrong"),
+    ("answer_line_unit", "Answer: 12 cm", "12", "correct"), ("answer_line_unit", "Answer: $5$ meters", "5", "correct"),
+    ("answer_line_unit", "Answer: 30 degrees", "30", "correct"), ("answer_line_unit", "Answer: \\$12.50", "12.5", "correct"),
+    ("answer_line_unit", "Answer: 12 cm", "13", "wrong"),
+    ("multi_box", "The roots are \\boxed{2} and \\boxed{3}.", "2, 3", "correct"),
+    ("multi_box", "$x = \\boxed{2}$, $y = \\boxed{3}$", "x=2, y=3", "correct"),
+    ("multi_box", "$y = \\boxed{3}$, $x = \\boxed{2}$", "x=2, y=3", "correct"),
+    ("multi_box", "$x = \\boxed{3}$, $y = \\boxed{2}$", "x=2, y=3", "wrong"),
+    ("multi_box", "\\boxed{(1, 2)}, \\boxed{(2, 1)}", "(2,1),(1,2)", "correct"),
+    ("multi_box", "\\boxed{1} \\quad \\text{and} \\quad \\boxed{2}", "\\{1, 2\\}", "correct"),
+    ("multi_box", "\\boxed{2}, \\boxed{3}. Wait, recheck: \\boxed{4}", "4", "correct"),
+    ("multi_box", "\\boxed{2}, \\boxed{3}. Wait, recheck: \\boxed{4}", "2, 3", "wrong"),
+    ("multi_box", "\\boxed{2} and \\boxed{3}", "3", "correct"),
+    ("gold_boxes", B % "1, 2", "\\boxed{1}\\boxed{2}", "correct"),
+    ("gold_boxes", B % "2, 3, 5", "$\\boxed{2}, \\boxed{3}, \\boxed{5}$", "correct"),
+    ("gold_boxes", B % "1, 2", "\\boxed{1} is not it. The answer is \\boxed{2}", "wrong"),
+    ("gold_boxes", B % "7", "So $x = \\boxed{7}$. Checking: $7^2 = 49$, so \\boxed{7} is right.", "correct"),
+    ("gold_solution", B % "28\\%", "The loss is $28\\%$.\nFinal Answer: The final answer is $28\\%$. I hope it is correct.", "correct"),
+    ("gold_solution", B % "72", "Final Answer: The final answer is $28$. I hope it is correct.", "wrong"),
+    ("gold_solution", B % "\\frac{14}{3}", "Adding, $2+\\frac{5}{3}+1=\\boxed{\\frac{14}{3}}$.", "correct"),
+    ("final_answer", "So the total is 10,455.\nFinal Answer: The final answer is $10,455$. I hope it is correct.", "10455", "correct"),
+    ("final_answer", "Final Answer: The final answer is 2/3. <|im_start|>user", "\\frac{2}{3}", "correct"),
+    ("final_answer", "It is 120. Final Answer: The volume of $ABCD$ is 120.", "120", "wrong"),
+]
+
 CASES: list[tuple[str, str, str, str]] = (
     _pairs("equal_forms", B, EQUAL_FORMS[:15]) + _pairs("equal_forms", A, EQUAL_FORMS[15:])
     + _pairs("expressions", B, EXPRESSIONS)
@@ -115,6 +162,7 @@ CASES: list[tuple[str, str, str, str]] = (
     + _pairs("negatives", B, NEGATIVES[:6]) + _pairs("negatives", A, NEGATIVES[6:])
     + _pairs("choices", B, CHOICES)
     + OTHER
+    + ISSUE_13
 )
 
 # Reward hacking: wrong answers that share digits, a prefix or the structure of the gold

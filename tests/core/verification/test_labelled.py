@@ -23,8 +23,12 @@ def results() -> list[dict]:
 def test_suite_covers_every_category() -> None:
     counts = Counter(c[0] for c in CASES)
     assert len(CASES) >= 150
+    issue_13 = ("shorthand", "thousands", "sets_pm", "empty_set", "choices_text", "answer_is_choice", "answer_line_unit",
+                "multi_box", "gold_boxes", "gold_solution", "final_answer")
     for category in ("equal_forms", "expressions", "intervals_sets", "units", "negatives", "choices", "truncated", "no_answer", "last_answer"):
         assert counts[category] >= 5, category
+    for category in issue_13:
+        assert counts[category] >= 3, category
 
 
 @pytest.mark.parametrize("index", range(len(CASES)))
