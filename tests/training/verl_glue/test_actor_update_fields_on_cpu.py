@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-
-import pytest
 import torch
 from tensordict import TensorDict
 
@@ -13,24 +9,6 @@ from sparse_rlvr.training.verl_glue.single_pass import REF_LOG_PROBS
 from sparse_rlvr.training.verl_glue.trainer import PLUGIN_FIELDS, actor_update_fields
 
 VERL_FIELDS = ["responses", "response_mask", "old_log_probs", "ref_log_prob", "advantages", "log_probs", "entropy"]
-
-
-@pytest.fixture
-def transfer_queue(monkeypatch):
-    """A real local Ray cluster with TransferQueue's controller and storage (they need > 2 logical CPUs)."""
-    import ray
-    import transfer_queue as tq
-
-    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
-    temp_dir = tempfile.mkdtemp(prefix="ray", dir="/tmp")
-    ray.init(num_cpus=4, include_dashboard=False, _temp_dir=temp_dir, log_to_driver=False)
-    try:
-        tq.init()
-        yield tq
-    finally:
-        tq.close()
-        ray.shutdown()
-        shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 def test_actor_update_reads_verl_fields_but_not_the_plugins(transfer_queue):
