@@ -14,24 +14,41 @@ precision for tiny |d|: nearly identical rows get JS accurate to ~1e-13, not ~1e
 
 Every term is bounded (p * relu(d) <= d * exp(-d) since q <= 1), so the row sum is accurate.
 Peak extra memory is O(chunk x V): only one chunk of rows is ever upcast and expanded.
+
+Two paths compute the same fields (tested equal, and against a float64 reference):
+- compiled (fused.py): one torch.compile'd kernel per fixed chunk shape, rows padded to that
+  shape; float32 terms summed in float64. Used for bf16/fp16/fp32 inputs, on CPU and CUDA.
+- eager (eager.py): plain tensor ops; the reference, and the path for float64 inputs, top_p,
+  chunks holding -inf (masked) logits or bad values (recomputed there, which also names the
+  bad row), inputs too small to repay a compile, and machines where compiling fails (one
+  warning per process). SPARSE_RLVR_DIVERGENCE_COMPILE=0 or compiled=False forces it.
 """
 
 from __future__ import annotations
 
-import math
-
 import torch
 
-from sparse_rlvr.core.divergence.checks import check_pair, raise_for_bad_rows
+from sparse_rlvr.core.divergence import fused
+from sparse_rlvr.core.divergence.checks import check_pair
+from sparse_rlvr.core.divergence.eager import Workspace, chunk_divergence
 from sparse_rlvr.core.divergence.result import TokenDivergence
-from sparse_rlvr.core.sampling import top_p_mask
 
-LN2 = math.log(2.0)
-MASKED_LOGPROB = -1e30
-"""Stand-in for log 0 in the JS sum: finite, so 0 * (masked) is 0, never NaN."""
 DEFAULT_TOP_K = 10
 CHUNK_BYTES = {"cpu": 4 << 20, "cuda": 512 << 20}
-"""Size of one [chunk, V] work buffer: cache-sized on CPU (6 rows at V = 152k measured fastest), large on GPUs."""
+"""Size of one eager [chunk, V] work buffer: cache-sized on CPU (6 rows at V = 152k measured fastest), large on GPUs."""
+COMPILED_CHUNK_BYTES = {"cpu": 32 << 20, "cuda": 512 << 20}
+"""Float32 size of one compiled chunk: 32 rows at V = 152k on CPU (enough rows for inductor to
+give each thread whole rows), 512 on GPUs. Rounded down to a power of two of rows."""
+MIN_COMPILED_ROWS = 32
+"""A short last chunk is padded to at least this many rows (or the chunk size), a power of two."""
+AUTO_COMPILE_MIN_LOGITS = 1 << 25
+"""In auto mode, compile only for calls with at least this many logits (N x V; 221 rows at
+V = 152k): compiling costs seconds once per shape and process, eager is fast enough below."""
+FIELDS = (
+    "js", "kl_base_policy", "kl_policy_base", "base_entropy", "policy_entropy", "base_top1",
+    "policy_top1", "top1_agree", "policy_top1_rank_in_base", "base_prob_of_policy_top1",
+    "topk_overlap", "base_topk_ids", "base_topk_logprobs", "policy_topk_ids", "policy_topk_logprobs",
+)
 
 
 def token_divergence(
@@ -43,6 +60,7 @@ def token_divergence(
     top_p: float | None = None,
     top_k: int | None = None,
     chunk_size: int | None = None,
+    compiled: bool | None = None,
 ) -> TokenDivergence:
     """Compare base and policy next-token distributions at every position, exactly.
 
@@ -55,7 +73,11 @@ def token_divergence(
         top_p: if set, compare the top-p (nucleus) truncated, renormalised distributions, as
             the paper did for memory reasons; None (default) compares the full vocabulary.
         top_k: K for `topk_overlap` (k = 1..K); default min(10, V); 0 disables it.
-        chunk_size: rows per chunk; default from a per-device byte budget (CHUNK_BYTES).
+        chunk_size: rows per chunk; default from a per-device byte budget (CHUNK_BYTES for the
+            eager path, COMPILED_CHUNK_BYTES for the compiled one).
+        compiled: True: use the compiled kernel whenever it applies; False: the eager path;
+            None (default): SPARSE_RLVR_DIVERGENCE_COMPILE (0 or 1) if set, else compile for
+            calls with at least AUTO_COMPILE_MIN_LOGITS logits. Results agree within ~1e-7.
 
     Returns:
         A TokenDivergence of float32 (float64 for float64 inputs) [N] tensors and [N, K] overlap.
@@ -74,20 +96,54 @@ def token_divergence(
         raise ValueError(f"top_k must be in [0, {vocab}] (the vocabulary size), got {top_k}")
     if chunk_size is not None and chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1 (or None for the default), got {chunk_size}")
-    dtype = torch.float64 if base_logits.dtype == torch.float64 else torch.float32
-    rows = min(chunk_size or default_chunk_size(vocab, base_logits.device, dtype), max(1, len(base_logits)))
-    workspace = _Workspace(rows, vocab, dtype, base_logits.device)
-    n = len(base_logits)
+    base, policy = base_logits[:, :vocab], policy_logits[:, :vocab]
+    if _wants_compiled(compiled, base, policy, top_p):
+        rows = chunk_size or compiled_chunk_size(vocab, base.device)
+        result = _compiled_divergence(base, policy, temperature, top_k, rows)
+        if result is not None:
+            return result
+    return _eager_divergence(base, policy, temperature, top_p, top_k, chunk_size)
+
+
+def default_chunk_size(vocab: int, device: torch.device, dtype: torch.dtype = torch.float32) -> int:
+    """Rows per eager chunk so that one upcast [rows, vocab] buffer fits the device's byte budget."""
+    budget = CHUNK_BYTES.get(device.type, CHUNK_BYTES["cuda"])
+    return max(1, budget // (vocab * torch.finfo(dtype).bits // 8))
+
+
+def compiled_chunk_size(vocab: int, device: torch.device) -> int:
+    """Rows per compiled chunk: the largest power of two within COMPILED_CHUNK_BYTES of float32."""
+    rows = max(1, COMPILED_CHUNK_BYTES.get(device.type, COMPILED_CHUNK_BYTES["cuda"]) // (4 * vocab))
+    return 1 << (rows.bit_length() - 1)
+
+
+def _wants_compiled(compiled: bool | None, base: torch.Tensor, policy: torch.Tensor, top_p: float | None) -> bool:
+    """Whether this call goes to the compiled kernel (see token_divergence's `compiled`)."""
+    if top_p is not None or torch.float64 in (base.dtype, policy.dtype) or len(base) == 0:
+        return False  # the eager path covers these exactly; see the module docstring
+    if compiled is None:
+        choice = fused.compile_choice()
+        compiled = choice == "compiled" or (choice == "auto" and base.numel() >= AUTO_COMPILE_MIN_LOGITS)
+    return compiled and not fused.compile_failed()
+
+
+def _eager_divergence(
+    base: torch.Tensor, policy: torch.Tensor, temperature: float, top_p: float | None, top_k: int,
+    chunk_size: int | None, row_offset: int = 0,
+) -> TokenDivergence:
+    """Every field chunk by chunk in plain tensor ops (eager.py), into preallocated outputs.
+
+    `row_offset`: index of the first row in the caller's input, for error messages.
+    """
+    n, vocab = base.shape
+    dtype = torch.float64 if base.dtype == torch.float64 else torch.float32
+    rows = min(chunk_size or default_chunk_size(vocab, base.device, dtype), max(1, n))
+    workspace = Workspace(rows, vocab, dtype, base.device)
     out: dict[str, torch.Tensor] = {}
     for start in range(0, max(n, 1), rows):  # N = 0 runs once, to shape the empty fields
-        part = _chunk_divergence(
-            base_logits[start : start + rows, :vocab],
-            policy_logits[start : start + rows, :vocab],
-            workspace.view(min(rows, n - start)),
-            row_offset=start,
-            temperature=temperature,
-            top_p=top_p,
-            top_k=top_k,
+        part = chunk_divergence(
+            base[start : start + rows], policy[start : start + rows], workspace.view(min(rows, n - start)),
+            row_offset=row_offset + start, temperature=temperature, top_p=top_p, top_k=top_k,
         )
         # results go straight into preallocated outputs: no per-chunk tensors outlive the chunk
         for name, value in part.items():
@@ -97,137 +153,54 @@ def token_divergence(
     return TokenDivergence(**out)
 
 
-def default_chunk_size(vocab: int, device: torch.device, dtype: torch.dtype = torch.float32) -> int:
-    """Rows per chunk so that one upcast [rows, vocab] buffer fits the device's byte budget."""
-    budget = CHUNK_BYTES.get(device.type, CHUNK_BYTES["cuda"])
-    return max(1, budget // (vocab * torch.finfo(dtype).bits // 8))
+def _compiled_divergence(
+    base: torch.Tensor, policy: torch.Tensor, temperature: float, top_k: int, rows: int
+) -> TokenDivergence | None:
+    """Every field through the compiled kernel, `rows` rows at a time; None if compiling failed.
 
-
-class _Workspace:
-    """[rows, V] buffers allocated once per call and reused by every chunk.
-
-    Reuse keeps peak memory at a fixed 7 x rows x V floats and spares the allocator (glibc
-    otherwise grows the heap by hundreds of MB over many chunk-sized allocations; measured).
+    The last chunk is copied into a zero-padded buffer of a fixed number of rows (a power of
+    two), so each (rows, V, dtype, device) compiles once. Chunks whose rows hold -inf, NaN or
+    +inf give non-finite values here and are recomputed on the eager path, in order, which
+    also raises for the first bad row.
     """
-
-    NAMES = ("lp", "lq", "p", "q", "a", "b", "c")
-
-    def __init__(self, rows: int, vocab: int, dtype: torch.dtype, device: torch.device) -> None:
-        self.buffers = torch.empty(len(self.NAMES), rows, vocab, dtype=dtype, device=device)
-        self.above = torch.empty(rows, vocab, dtype=torch.bool, device=device)
-
-    def view(self, rows: int) -> dict[str, torch.Tensor]:
-        """Buffers for a chunk of `rows` rows (the last chunk may be shorter)."""
-        views = {name: self.buffers[i, :rows] for i, name in enumerate(self.NAMES)}
-        return views | {"above": self.above[:rows]}
-
-
-def _chunk_divergence(
-    base: torch.Tensor,
-    policy: torch.Tensor,
-    ws: dict[str, torch.Tensor],
-    row_offset: int,
-    temperature: float,
-    top_p: float | None,
-    top_k: int,
-) -> dict[str, torch.Tensor]:
-    """All TokenDivergence fields for one chunk of rows; see the module docstring for the JS formulation."""
-    lp, lq, p, q = ws["lp"], ws["lq"], ws["p"], ws["q"]
-    for logits, logprobs, probs in ((base, lp, p), (policy, lq, q)):
-        logprobs.copy_(logits)
-        if temperature != 1.0:
-            logprobs.div_(temperature)
-        if top_p is not None:
-            logprobs.masked_fill_(top_p_mask(logprobs, top_p), float("-inf"))
-        _log_softmax_and_softmax_(logprobs, probs)
-    base_entropy, policy_entropy = -_rowdot(p, lp, ws["a"]), -_rowdot(q, lq, ws["a"])
-    # A non-finite entropy means -inf (masked) logits, or bad input: take the careful path.
-    masked = not bool(base_entropy.isfinite().all() and policy_entropy.isfinite().all())
-    if masked:
-        raise_for_bad_rows("base_logits", base, row_offset)
-        raise_for_bad_rows("policy_logits", policy, row_offset)
-        mask_p, mask_q = torch.isneginf(lp), torch.isneginf(lq)
-        lp.clamp_min_(MASKED_LOGPROB), lq.clamp_min_(MASKED_LOGPROB)
-        base_entropy, policy_entropy = -_rowdot(p, lp, ws["a"]), -_rowdot(q, lq, ws["a"])
-    ranks = _rank_statistics(lp, lq, p, top_k, ws["above"])
-    js, kl_pq, kl_qp = _js_and_kls_(p, q, lp, lq, ws["a"], ws["b"], ws["c"])
-    if masked:
-        kl_pq = kl_pq.masked_fill(((p > 0) & mask_q).any(-1), float("inf"))
-        kl_qp = kl_qp.masked_fill(((q > 0) & mask_p).any(-1), float("inf"))
-    return {
-        "js": js,
-        "kl_base_policy": kl_pq,
-        "kl_policy_base": kl_qp,
-        "base_entropy": base_entropy.clamp_min_(0.0),
-        "policy_entropy": policy_entropy.clamp_min_(0.0),
-        **ranks,
-    }
+    n = len(base)
+    t = torch.tensor(float(temperature), dtype=torch.float32, device=base.device)
+    out: dict[str, torch.Tensor] = {}
+    for start in range(0, n, rows):
+        stop = min(start + rows, n)
+        part = fused.run_compiled(*_padded(base, policy, start, stop, rows), t, top_k)
+        if part is None:
+            return None
+        for name, value in zip(FIELDS, part, strict=True):
+            if name not in out:
+                out[name] = value.new_empty((n, *value.shape[1:]))
+            out[name][start:stop] = value[: stop - start]
+    finite = torch.stack([out[name].isfinite() for name in ("js", "base_entropy", "policy_entropy")]).all(0)
+    bad = (~finite).nonzero()[:, 0].tolist()  # one device sync per call
+    for start in sorted({row // rows * rows for row in bad}):
+        stop = min(start + rows, n)
+        part = _eager_divergence(base[start:stop], policy[start:stop], temperature, None, top_k, None, row_offset=start)
+        for name in FIELDS:
+            out[name][start:stop] = getattr(part, name)
+    return TokenDivergence(**out)
 
 
-def _log_softmax_and_softmax_(x: torch.Tensor, probs: torch.Tensor) -> None:
-    """Turn logits `x` into log-probabilities in place and write the probabilities to `probs`.
+def _padded(base: torch.Tensor, policy: torch.Tensor, start: int, stop: int, rows: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rows [start, stop) of both inputs, as views when the chunk is full, else zero-padded copies.
 
-    Written out instead of torch.log_softmax because its float32 CPU kernel sums exp() with an
-    error of ~1e-5 at V = 152k (measured), which shifts every KL and entropy; torch.sum's
-    cascade summation keeps the normaliser accurate to ~1e-7.
+    A short chunk is padded to the next power of two (at least MIN_COMPILED_ROWS, at most
+    `rows`), so short inputs compile a few shapes instead of paying for a full chunk.
     """
-    x.sub_(x.amax(dim=-1, keepdim=True))
-    torch.exp(x, out=probs)
-    normaliser = probs.sum(dim=-1, keepdim=True)
-    x.sub_(normaliser.log())
-    probs.div_(normaliser)
-
-
-def _js_and_kls_(
-    p: torch.Tensor, q: torch.Tensor, lp: torch.Tensor, lq: torch.Tensor,
-    d: torch.Tensor, part: torch.Tensor, scratch: torch.Tensor,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(JS, KL(p||q), KL(q||p)) per row, in the cancellation-free form of the module docstring.
-
-    `d`, `part` and `scratch` are [C, V] work buffers; their contents are overwritten.
-    """
-    torch.sub(lq, lp, out=d)
-    kl_pq = -_rowdot(p, d, scratch)  # KL(p||q) = sum p (lp - lq)
-    kl_qp = _rowdot(q, d, scratch)  # KL(q||p) = sum q (lq - lp)
-    js = -_rowdot(p, torch.clamp_min(d, 0, out=part), scratch)  # - sum p relu(d)
-    js += _rowdot(q, torch.clamp_max(d, 0, out=part), scratch)  # - sum q relu(-d)
-    u = d.abs_().mul_(0.5).tanh_().log1p_()  # ln 2 - log1p(exp(-|d|))
-    js += _rowdot(torch.add(p, q, out=part), u, scratch)
-    # clamp: rounding can leave -1e-9 where the exact value is 0 (+ 0.0 turns -0.0 into 0.0)
-    return js.mul_(0.5).clamp_(0.0, LN2).add_(0.0), kl_pq.clamp_min_(0.0).add_(0.0), kl_qp.clamp_min_(0.0).add_(0.0)
-
-
-def _rank_statistics(
-    lp: torch.Tensor, lq: torch.Tensor, p: torch.Tensor, top_k: int, above: torch.Tensor
-) -> dict[str, torch.Tensor]:
-    """Top-1 agreement, the policy top-1's base rank and probability, top-k overlap curve."""
-    k = max(top_k, 1)
-    base_top_logprobs, base_top = lp.topk(k, dim=-1)
-    policy_top_logprobs, policy_top = lq.topk(k, dim=-1)
-    policy_top1 = policy_top[:, :1]
-    rank = torch.gt(lp, lp.gather(1, policy_top1), out=above).sum(-1) + 1
-    # same[r, i, j]: base's i-th and policy's j-th candidates are the same token
-    same = base_top[:, :top_k, None] == policy_top[:, None, :top_k]
-    both_within = same.cumsum(1).cumsum(2).diagonal(dim1=1, dim2=2)  # |top-k ∩ top-k| for each k
-    overlap = both_within.to(p.dtype) / torch.arange(1, top_k + 1, device=p.device, dtype=p.dtype)
-    return {
-        "base_top1": base_top[:, 0],
-        "policy_top1": policy_top1[:, 0],
-        "top1_agree": rank == 1,
-        "policy_top1_rank_in_base": rank,
-        "base_prob_of_policy_top1": p.gather(1, policy_top1)[:, 0],
-        "topk_overlap": overlap,
-        "base_topk_ids": base_top,
-        "base_topk_logprobs": base_top_logprobs,
-        "policy_topk_ids": policy_top,
-        "policy_topk_logprobs": policy_top_logprobs,
-    }
-
-
-def _rowdot(a: torch.Tensor, b: torch.Tensor, scratch: torch.Tensor) -> torch.Tensor:
-    """Row-wise dot product [C, V] x [C, V] -> [C], the product written into `scratch`.
-
-    Product then torch.sum, whose cascade summation is ~100x more accurate at V = 152k than a
-    BLAS dot (bmm/einsum) and faster on CPU (measured); also never TF32 on CUDA.
-    """
-    return torch.mul(a, b, out=scratch).sum(-1)
+    chunk = []
+    for x in (base, policy):
+        part = x[start:stop]
+        if part.stride(-1) != 1:
+            part = part.contiguous()
+        if stop - start < rows:
+            padded_rows = min(rows, max(MIN_COMPILED_ROWS, 1 << (stop - start - 1).bit_length()))
+            # same row stride as a full chunk of the input, so both share one compiled kernel
+            buffer = part.new_zeros(padded_rows, max(part.stride(0), part.shape[1]))[:, : part.shape[1]]
+            buffer[: stop - start] = part
+            part = buffer
+        chunk.append(part)
+    return chunk[0], chunk[1]
