@@ -17,18 +17,22 @@ MASKS = ("none", "divergence", "entropy")
 
 @dataclass(frozen=True)
 class WeightingConfig:
-    """Options of divergence-weighted advantages (`algorithm.adv_estimator=divergence_weighted`)."""
+    """Options of divergence weighting: all of them for `algorithm.adv_estimator=divergence_weighted`;
+    only scale and alpha for the loss-time variant (`policy_loss.loss_mode=divergence_weighted`, whose D
+    is KL(pi_old || pi_theta)), which refuses the others (`config.check_run_config`)."""
 
     scale: float = 0.0
     """s: weights lie in [1 - s/2, 1 + s/2]; 0 disables weighting. Must be in [0, 2] so w >= 0."""
     alpha: float = 1.0
     """Sigmoid slope: > 0 boosts high-divergence tokens ("high-KL boost"), < 0 low-divergence ones."""
     source: str = "js"
-    """D: js = JS(base, policy) from the exact pass; kl_ref = KL(policy || base); kl_ref_reverse = KL(base || policy)."""
+    """D: js = JS(base, policy) from the exact pass; kl_ref = KL(policy || base); kl_ref_reverse = KL(base || policy).
+    Advantage-time only."""
     estimator: str = "grpo"
-    """The registered outcome estimator whose advantages are weighted (grpo, rloo, ...)."""
+    """The registered outcome estimator whose advantages are weighted (grpo, rloo, ...). Advantage-time only."""
     mask: str = "none"
-    """Train only on the top-rho tokens of the batch by divergence, or by entropy ("80/20" forking tokens)."""
+    """Train only on the top-rho tokens of the batch by divergence, or by entropy ("80/20" forking tokens).
+    Advantage-time only."""
     rho: float = 0.2
     """Fraction of response tokens kept by a mask."""
 
