@@ -11,9 +11,10 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import torch
 
 from sparse_rlvr.analysis.config import LOGITS_BUDGET_BYTES, ShiftConfig
+from sparse_rlvr.core.decoding import decode_alone
+from sparse_rlvr.core.sampling import SamplingOptions
 from sparse_rlvr.core.tables import Sequence, prompt_ids, token_list
 from sparse_rlvr.core.models import TokenTexts, context_length, load_model, load_tokenizer, pick_device, torch_dtype
 from sparse_rlvr.analysis.teacher_force import compare_sequences
@@ -93,27 +94,24 @@ class ShiftWorker:
         encoded = iter(self.tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else [])
         return [next(encoded) if isinstance(r, str) else token_list(r) for r in responses]
 
-    @torch.no_grad()
     def _generate(self, prompts: list[list[int]], n: int, shard_index: int) -> list[list[list[int]]]:
-        """n sampled responses per prompt from the chosen model, seeded per shard (so resumes match)."""
+        """n sampled responses per prompt from the chosen model, each up to and including its EOS.
+
+        The package's one decoder and sampler (`core.decoding`), `batch_size` sequences at a time,
+        seeded per shard and batch (so resumes and Ray workers sample the same responses).
+        """
         model = self.policy if self.config.sequences == "policy" else self.base
-        torch.manual_seed(self.config.seed * 1_000_003 + shard_index)
-        out: list[list[list[int]]] = []
-        for prompt in prompts:
-            ids = torch.tensor([prompt], device=self.device)
-            generated = model.generate(
-                ids, attention_mask=torch.ones_like(ids), do_sample=True, num_return_sequences=n,
-                temperature=self.config.temperature, top_p=self.config.top_p, top_k=0,
-                max_new_tokens=self.config.max_new_tokens, pad_token_id=self.pad_id,
-                eos_token_id=self.tokenizer.eos_token_id,
-            )[:, len(prompt):]
-            out.append([_until_eos(row.tolist(), self.tokenizer.eos_token_id) for row in generated])
-        return out
-
-
-def _until_eos(ids: list[int], eos: int | None) -> list[int]:
-    """The response up to and including its first EOS (what follows is padding)."""
-    return ids[: ids.index(eos) + 1] if eos is not None and eos in ids else ids
+        options = SamplingOptions(self.config.temperature, self.config.top_p, self.config.max_new_tokens)
+        eos = self.tokenizer.eos_token_id
+        jobs = [prompt for prompt in prompts for _ in range(n)]
+        responses: list[list[int]] = []
+        for start in range(0, len(jobs), self.config.batch_size):
+            responses += decode_alone(
+                model, jobs[start : start + self.config.batch_size], options, vocab_size=len(self.tokenizer),
+                eos_id=eos if eos is not None else -1, pad_id=self.pad_id,
+                seed=self.config.seed * 1_000_003 + shard_index * 10_007 + start,
+            )
+        return [responses[i * n : (i + 1) * n] for i in range(len(prompts))]
 
 
 def _table(columns: dict[str, np.ndarray]) -> pa.Table:

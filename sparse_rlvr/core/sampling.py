@@ -9,7 +9,18 @@ Notation: B rows (sequences), V vocabulary entries; `...` any leading dimensions
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
+
+
+@dataclass
+class SamplingOptions:
+    """How a decoder samples: temperature (> 0), nucleus top-p ((0, 1]) and the longest response."""
+
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_new_tokens: int = 512
 
 
 def top_p_mask(logits: torch.Tensor, top_p: float) -> torch.Tensor:

@@ -1,65 +1,60 @@
-"""Options of `sparse-rlvr cross-sample`, validated in one place."""
+"""Options of `sparse-rlvr cross-sample`: one documented, validated field each (the CLI is derived from them)."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Literal
 
+from sparse_rlvr.core.run_config import RunConfig, option, redefine, refuse
 
-@dataclass
-class CrossSampleConfig:
+DIRECTIONS = ("forward", "reverse")
+SWITCH_RULES = ("js-threshold", "top-budget", "entropy")
+
+
+@dataclass(kw_only=True)
+class CrossSampleConfig(RunConfig):
     """Everything that determines a cross-sampling run; saved as DIR/config.json for resumes."""
 
-    base: str
-    policy: str
-    data: str
-    out: str
-    direction: Literal["forward", "reverse"] = "forward"
-    """forward: base decodes, the RL policy intervenes (sufficiency); reverse: the opposite (necessity)."""
-    rule: Literal["js-threshold", "top-budget", "entropy"] = "js-threshold"
-    eps: list[float] = field(default_factory=lambda: [0.05, 0.1, 0.2])
-    """js-threshold: swap where JS > eps, one run per value."""
-    budgets: list[float] = field(default_factory=lambda: [0.02, 0.05, 0.1])
-    """top-budget: fraction of tokens to swap, one run per value."""
-    thresholds: list[float] = field(default_factory=lambda: [1.0, 2.0])
-    """entropy: swap where the primary's entropy (nats) exceeds the value, one run per value."""
-    random_control: bool = True
-    """Beside every setting, swap the same number of tokens at random positions."""
-    samples: int = 32
-    temperature: float = 1.0
-    top_p: float = 0.7
-    max_new_tokens: int = 1024
-    seed: int = 0
-    prompt_column: str = "prompt"
-    answer_column: str = "auto"
-    """Ground truth: auto = verl's reward_model.ground_truth, else an answer/ground_truth column."""
-    chat_template: bool = True
-    batch_size: int = 16
-    shard_size: int = 8
-    """Prompts per results shard: the unit of resuming and of Ray work."""
-    workers: int = 0
+    policy: str = option("RL model: Hugging Face directory or hub id (same tokenizer).", group="models")
+    data: str = redefine(RunConfig, "data", help="verl-format parquet or JSONL with prompts and ground truth.")
+    answer_column: str = option(
+        "Ground-truth column; auto reads verl's reward_model.ground_truth, else a ground_truth, answer or "
+        "solution column.", "auto", group="data")
+    direction: Literal["forward", "reverse"] = option(
+        "forward: base decodes, RL intervenes (sufficiency); reverse: RL decodes, base intervenes (necessity).", "forward")
+    rule: Literal["js-threshold", "top-budget", "entropy"] = option(
+        "js-threshold (swap where JS > eps, the paper's), top-budget, or entropy.", "js-threshold")
+    eps: list[float] = option(
+        "Comma-separated JS thresholds, one run each (js-threshold).", default_factory=lambda: [0.05, 0.1, 0.2])
+    budgets: list[float] = option(
+        "Comma-separated fractions of tokens, one run each (top-budget).", default_factory=lambda: [0.02, 0.05, 0.1],
+        flag="budget")
+    thresholds: list[float] = option(
+        "Comma-separated entropy thresholds in nats, one run each (entropy: swap where the primary's entropy exceeds it).",
+        default_factory=lambda: [1.0, 2.0], flag="threshold")
+    random_control: bool = option("Beside each setting, swap as many tokens at random positions.", True)
+    samples: int = option("Samples per prompt (accuracy is mean@samples).", 32)
+    top_p: float = redefine(RunConfig, "top_p", default=0.7)
+    max_new_tokens: int = redefine(RunConfig, "max_new_tokens", default=1024)
+    seed: int = redefine(RunConfig, "seed", help="Sampling seed (shared by all settings: common random numbers).")
+    batch_size: int = redefine(RunConfig, "batch_size", default=16)
+    shard_size: int = redefine(RunConfig, "shard_size", default=8)
 
     def __post_init__(self) -> None:
-        if self.direction not in ("forward", "reverse"):
-            raise ValueError(f"--direction must be forward or reverse, got {self.direction!r}")
-        if self.rule not in ("js-threshold", "top-budget", "entropy"):
-            raise ValueError(f"--rule must be js-threshold, top-budget or entropy, got {self.rule!r}")
-        for name in ("samples", "max_new_tokens", "batch_size", "shard_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
-        if not 0 < self.top_p <= 1 or not self.temperature > 0:
-            raise ValueError("--top-p must be in (0, 1] and --temperature > 0")
-        if any(e < 0 for e in self.eps) or any(not 0 <= b <= 1 for b in self.budgets):
-            raise ValueError("--eps values must be >= 0 and --budget values in [0, 1]")
+        super().__post_init__()
+        if self.direction not in DIRECTIONS:
+            raise refuse(self, "direction", "forward or reverse", "forward tests sufficiency, reverse necessity")
+        if self.rule not in SWITCH_RULES:
+            raise refuse(self, "rule", "js-threshold, top-budget or entropy", "js-threshold is the paper's rule")
+        if self.samples < 1:
+            raise refuse(self, "samples", ">= 1", "give a positive count")
+        if any(e < 0 for e in self.eps):
+            raise refuse(self, "eps", "JS values >= 0", "0 swaps wherever the models differ")
+        if any(not 0 <= b <= 1 for b in self.budgets):
+            raise refuse(self, "budgets", "fractions in [0, 1]", "e.g. 0.02,0.05,0.1")
+        if any(t < 0 for t in self.thresholds):
+            raise refuse(self, "thresholds", "entropies >= 0 (nats)", "e.g. 1,2")
 
     def fingerprint(self) -> dict:
         """Settings that change the responses (a resume must match them; new eps values may be added)."""
-        keep = asdict(self)
-        for volatile in ("out", "workers", "eps", "budgets", "thresholds", "random_control"):
-            keep.pop(volatile)
-        return keep
-
-    @property
-    def out_dir(self) -> Path:
-        return Path(self.out)
+        return self.settings("workers", "eps", "budgets", "thresholds", "random_control")

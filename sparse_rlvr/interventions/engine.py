@@ -14,8 +14,8 @@ from typing import Any
 import torch
 
 from sparse_rlvr.core.divergence import token_divergence
-from sparse_rlvr.core.sampling import sample
-from sparse_rlvr.interventions.decoding import IncrementalLM, left_pad
+from sparse_rlvr.core.decoding import IncrementalLM, decode_alone, left_pad  # noqa: F401  (decode_alone: benchmarks)
+from sparse_rlvr.core.sampling import SamplingOptions, sample
 from sparse_rlvr.interventions.rules import SwitchRule
 
 
@@ -30,13 +30,6 @@ class Decoded:
     @property
     def swapped_tokens(self) -> list[int]:
         return [self.tokens[i] for i in self.swapped_positions]
-
-
-@dataclass
-class SamplingOptions:
-    temperature: float = 1.0
-    top_p: float = 1.0
-    max_new_tokens: int = 512
 
 
 def cross_sample(
@@ -74,25 +67,4 @@ def cross_sample(
             break
         tokens = torch.where(alive.to(tokens.device), tokens, torch.full_like(tokens, pad_id))
         primary_logits, intervening_logits = first.step(tokens), second.step(tokens)
-    return out
-
-
-def decode_alone(
-    model: Any, prompts: list[list[int]], options: SamplingOptions, *, vocab_size: int, eos_id: int, pad_id: int, seed: int
-) -> list[list[int]]:
-    """One model decoding by itself with its KV cache and the same sampler (reference and benchmark limit)."""
-    ids, mask = left_pad(prompts, pad_id)
-    lm = IncrementalLM(model, vocab_size)
-    logits = lm.prefill(ids, mask)
-    generator = torch.Generator().manual_seed(seed)
-    out: list[list[int]] = [[] for _ in prompts]
-    alive = torch.ones(len(prompts), dtype=torch.bool)
-    for step in range(options.max_new_tokens):
-        tokens = sample(logits, options.temperature, options.top_p, generator)
-        for b in alive.nonzero()[:, 0].tolist():
-            out[b].append(int(tokens[b]))
-        alive &= tokens.cpu() != eos_id
-        if not alive.any() or step + 1 == options.max_new_tokens:
-            break
-        logits = lm.step(torch.where(alive.to(tokens.device), tokens, torch.full_like(tokens, pad_id)))
     return out

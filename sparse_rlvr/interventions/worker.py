@@ -9,7 +9,8 @@ from typing import Any
 from sparse_rlvr.core.tables import prompt_ids
 from sparse_rlvr.core.models import TokenTexts, check_same_tokenizer, load_model, load_tokenizer, pick_device, torch_dtype
 from sparse_rlvr.interventions.config import CrossSampleConfig
-from sparse_rlvr.interventions.engine import SamplingOptions, cross_sample
+from sparse_rlvr.core.sampling import SamplingOptions
+from sparse_rlvr.interventions.engine import cross_sample
 from sparse_rlvr.interventions.grading import grade
 from sparse_rlvr.interventions.rules import SwitchRule
 
@@ -44,7 +45,7 @@ class CrossSampleWorker:
     def __init__(self, config: CrossSampleConfig) -> None:
         self.config = config
         device = pick_device()
-        dtype = torch_dtype("auto", device)
+        dtype = torch_dtype(config.dtype, device)
         self.tokenizer = load_tokenizer(config.base)
         check_same_tokenizer(self.tokenizer, load_tokenizer(config.policy), config.base, config.policy)
         base, policy = load_model(config.base, dtype, device), load_model(config.policy, dtype, device)

@@ -17,6 +17,9 @@ import pytest
 from sparse_rlvr.analysis.config import ShiftConfig
 from sparse_rlvr.analysis.runner import run_shift
 from sparse_rlvr.analysis.store import policy_dir, read_tokens
+from sparse_rlvr.core.decoding import decode_alone
+from sparse_rlvr.core.sampling import SamplingOptions
+from sparse_rlvr.core.tables import plain, prompt_ids
 from sparse_rlvr.core.testing_hooks import KILL_AFTER_SHARDS
 from sparse_rlvr.workflows.tiny_models import save_tiny_model, tiny_tokenizer
 from tests.analysis.conftest import TRIGGER, write_jsonl
@@ -120,6 +123,23 @@ def test_generated_sequences_from_verl_prompts(checkpoints, verl_prompts_file, t
     again = config(checkpoints, verl_prompts_file, tmp_path / "again", sequences="policy", generate=2, max_new_tokens=12)
     run_shift(again, show_progress=False)
     pd.testing.assert_frame_equal(tokens, tokens_of(again))  # seeded: reruns sample the same responses
+
+
+def test_generated_responses_come_from_the_shared_decoder_and_sampler(checkpoints, verl_prompts_file, tmp_path):
+    """shift samples with core.decoding (the sampler cross-sampling uses), seeded per shard and batch."""
+    from transformers import AutoModelForCausalLM
+
+    cfg = config(checkpoints, verl_prompts_file, tmp_path / "out", sequences="policy", generate=2, max_new_tokens=12,
+                 top_p=0.9, temperature=0.8)
+    run_shift(cfg, show_progress=False)
+    tokenizer = tiny_tokenizer()
+    prompts = [prompt_ids(tokenizer, plain(p), True) for p in pd.read_parquet(verl_prompts_file)["prompt"]]
+    policy = AutoModelForCausalLM.from_pretrained(checkpoints["trigger"])
+    expected = decode_alone(policy, [p for p in prompts for _ in range(2)], SamplingOptions(0.8, 0.9, 12),
+                            vocab_size=len(tokenizer), eos_id=tokenizer.eos_token_id, pad_id=tokenizer.pad_token_id,
+                            seed=0)  # seed * 1_000_003 + shard * 10_007 + batch start, all 0 here
+    responses = tokens_of(cfg).groupby("sample_id")["token_id"].apply(list).tolist()
+    assert responses == expected
 
 
 def test_several_policies_give_the_evolution(checkpoints, responses_file, tmp_path):

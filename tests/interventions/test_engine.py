@@ -7,7 +7,9 @@ import math
 import pytest
 import torch
 
-from sparse_rlvr.interventions.engine import SamplingOptions, cross_sample, decode_alone
+from sparse_rlvr.core.decoding import decode_alone
+from sparse_rlvr.core.sampling import SamplingOptions
+from sparse_rlvr.interventions.engine import cross_sample
 from sparse_rlvr.interventions.rules import SwitchRule
 from sparse_rlvr.workflows.tiny_models import tiny_pair
 
