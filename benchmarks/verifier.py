@@ -12,13 +12,17 @@ Suites (label "correct" = positive):
    (:func:`box_prediction`). A few labels contradict the mathematics (PEER_LABEL_FIXES: a
    sign error labelled correct); they are corrected for every grader alike and listed.
 
+Speed: answers/s of each suite's first pass (cold caches), then warm throughput over all suites
+repeated REPEAT times for ours and verl's math-verify wrapper.
+
 Graders: ours (``score_batch``, 2 workers; a test naming ``precision`` p runs with
 ``tolerance=10^-p``), math-verify called directly with each test's
 settings (on the boxed prediction, and on the original prediction as its own test does),
 verl's ``math_verify`` wrapper (one call at a time, and from 2 threads) and verl's
 ``math_dapo``. Reported per suite: accuracy, precision, recall, false positives, answers/s.
 Targets: zero false positives everywhere; on the peer pairs accuracy above math-verify's own;
-throughput >= 2x verl's math-verify wrapper.
+throughput >= 2x verl's math-verify wrapper. Last, the hostile inputs of test_hostile.py:
+worst seconds per answer against the hard deadline.
 """
 
 from __future__ import annotations
@@ -240,6 +244,39 @@ def run(suite: Suite, grade: Grader) -> tuple[list[bool], float]:
     return verdicts, len(suite.responses) / (time.perf_counter() - start)
 
 
+def hostile_worst(deadline_s: float = 2.0) -> tuple[int, float]:
+    """(cases, worst seconds per case) of tests/core/verification/test_hostile.py's inputs: the
+    hard per-answer deadline must hold (deadline + 1 s)."""
+    from sparse_rlvr.core.verification.math import MathRewardConfig, compute_score
+    from tests.core.verification.test_hostile import HANGS, INJECTIONS, MALFORMED
+
+    config, worst = MathRewardConfig(deadline_s=deadline_s), 0.0
+    compute_score("math", "\\boxed{\\frac{2}{4}}", "0.5", config=config)  # the pool's one-time start is not timed
+    for response in HANGS + INJECTIONS + MALFORMED:
+        start = time.monotonic()
+        compute_score("math", response, "1", config=config)  # type: ignore[arg-type]
+        worst = max(worst, time.monotonic() - start)
+    return len(HANGS + INJECTIONS + MALFORMED), worst
+
+
+REPEAT = 2
+SPEED_GRADERS = ("sparse_rlvr (batch, 2 workers)", "verl math_verify", "verl math_verify (2 threads)")
+
+
+def throughput(all_suites: list[Suite], all_graders: dict[str, Grader]) -> None:
+    """Warm answers/s over every suite's answers, REPEAT times (each grader's parse caches and
+    pools warmed by the quality pass above), and ours over verl's math-verify wrapper."""
+    rows = [r for s in all_suites if s.name != "peer (unboxed)" for r in zip(s.responses, s.golds, s.settings)]
+    rows *= REPEAT
+    responses, golds, settings = [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]
+    speeds = {name: run(Suite("all", responses, golds, [False] * len(rows), settings), all_graders[name])[1] for name in SPEED_GRADERS}
+    print(f"throughput, {len(rows)} answers (all suites x{REPEAT}, warm): "
+          + ", ".join(f"{name} {speed:.1f} ans/s" for name, speed in speeds.items()))
+    ours = speeds[SPEED_GRADERS[0]]
+    print(f"throughput ratio ours / verl math_verify: {ours / speeds[SPEED_GRADERS[1]]:.2f}x "
+          f"(vs its 2-thread use: {ours / speeds[SPEED_GRADERS[2]]:.2f}x)")
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--peer-tests", type=Path, help="tests/ folder of a local huggingface/Math-Verify checkout")
@@ -252,23 +289,20 @@ def main(argv: Sequence[str] | None = None) -> None:
         run(warm, grade)  # start pools and imports before timing
     print(*notes, sep="\n")
     print(f"{'suite':15s} {'grader':36s} {'n':>5s} {'accuracy':>9s} {'precision':>9s} {'recall':>7s} {'FP':>4s} {'ans/s':>8s}")
-    for suite in all_suites:
-        speeds = {}
+    for suite in all_suites:  # ans/s here: first pass over the suite (cold parse caches)
         for name, grade in all_graders.items():
             if suite.name == "peer (unboxed)" and not name.startswith("math-verify"):
                 continue
             verdicts, speed = run(suite, grade)
-            speeds[name] = speed
             acc, prec, rec, fp = quality(verdicts, suite.labels)
             print(f"{suite.name:15s} {name:36s} {len(suite.labels):5d} {acc:9.4f} {prec:9.4f} {rec:7.4f} {fp:4d} {speed:8.1f}")
             if args.show_misses and name.startswith("sparse_rlvr"):
                 for r, g, lab, v in zip(suite.responses, suite.golds, suite.labels, verdicts):
                     if v != lab:
                         print(f"    MISS label={lab} gold={g[:80]!r} response={r[-120:]!r}")
-        if "verl math_verify" in speeds:
-            ours = speeds["sparse_rlvr (batch, 2 workers)"]
-            print(f"{suite.name:15s} throughput ours / verl math_verify: {ours / speeds['verl math_verify']:.2f}x "
-                  f"(vs its 2-thread use: {ours / speeds['verl math_verify (2 threads)']:.2f}x)")
+    throughput(all_suites, all_graders)
+    n, worst = hostile_worst()
+    print(f"hostile suite: {n} cases, max {worst:.2f} s per case vs deadline 2.0 s + 1 s")
 
 
 if __name__ == "__main__":

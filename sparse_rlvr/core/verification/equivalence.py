@@ -2,11 +2,16 @@
 
 Runs inside the worker processes of :mod:`sparse_rlvr.core.verification.pool` (it may hang in sympy, the
 pool kills it). Model text only ever reaches math-verify's LaTeX parser (latex2sympy) and our
-regex rewrites: never ``eval``, ``sympify`` or ``parse_expr``.
+regex rewrites: never ``eval``, ``sympify`` or ``parse_expr`` (math-verify's plain-expression
+extractor, which calls ``parse_expr``, is not used at all).
 
-Order of checks, cheapest and most certain first: choice letters, normalized string equality,
-exact decimal policy (0.142857 is not 1/7 unless a tolerance allows it), lists/sets as
-multisets, then math-verify on the rewritten forms (plain, percent /100, interval).
+Precision first: an answer is compared only when the WHOLE of it parses (:func:`mv_parse`). A
+parse of a part of it (``2`` out of ``2\\sqrt3``) is no answer, so it can never be paid.
+
+Order of checks, cheapest and most certain first: choice letters (with the option's text),
+normalized string equality, exact decimal policy (0.142857 is not 1/7 unless a tolerance allows
+it), lists/sets as multisets and named values by name, then math-verify's ``verify`` on the
+whole-answer parses of the rewritten forms (plain, percent /100, interval, equation as written).
 """
 
 from __future__ import annotations
@@ -96,8 +101,36 @@ def mv_equal(gold: str, pred: str, tolerance: float = 0.0) -> bool:
     g, p = mv_parse(gold), mv_parse(pred)
     if not (g and p):
         return False
+    fast = _plain_verdict(g[0], p[0], tolerance)
+    if fast is not None:
+        return fast
     digits = max(0, round(-math.log10(tolerance))) if tolerance > 0 else 6
     return bool(verify(g, p, float_rounding=digits, timeout_seconds=None)) and not _numbers_differ(g[0], p[0], tolerance)
+
+
+def _plain_verdict(gold: object, pred: object, tolerance: float) -> bool | None:
+    """A verdict without sympy's ``simplify`` (math-verify's slow step): the same parse is equal;
+    two plain numbers (at 50 digits) are equal when they agree to 40 and differ when they disagree
+    beyond ``max(1e-12, tolerance)``. None leaves it to math-verify."""
+    import sympy
+
+    if gold == pred:
+        return True
+    if not all(isinstance(x, sympy.Expr) and not isinstance(x, sympy.MatrixExpr) for x in (gold, pred)):
+        return None
+    try:
+        if not (gold.is_number and pred.is_number):  # type: ignore[attr-defined]
+            return None
+        g, p = gold.evalf(50), pred.evalf(50)  # type: ignore[attr-defined]
+        scale = max(abs(g), abs(p))
+        if scale == 0:
+            return True
+        rel = abs(g - p) / scale  # sympy Floats at 50 digits: 1/2004! is not 0 here
+        if bool(rel > max(1e-12, tolerance)):
+            return False
+        return True if bool(rel < 1e-40) and tolerance == 0 else None
+    except Exception:  # not comparable as numbers (sympy refuses): math-verify decides
+        return None
 
 
 def _numbers_differ(gold: object, pred: object, tolerance: float = 0.0) -> bool:

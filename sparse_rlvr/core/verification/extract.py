@@ -59,10 +59,11 @@ def after_think(text: str) -> str:
     return text if idx < 0 else text[idx + len("</think>") :]
 
 
-def _box_content(text: str, open_end: int) -> str | None:
-    """Content of a brace group whose ``{`` ends at ``open_end``; None when it never closes."""
+def _box_content(text: str, open_end: int, limit: int | None = None) -> str | None:
+    """Content of a brace group whose ``{`` ends at ``open_end``; None when it does not close
+    before ``limit`` (default: the end of the text)."""
     depth = 1
-    for i in range(open_end, len(text)):
+    for i in range(open_end, len(text) if limit is None else limit):
         ch = text[i]
         if ch == "{" and text[i - 1] != "\\":
             depth += 1
@@ -74,11 +75,17 @@ def _box_content(text: str, open_end: int) -> str | None:
 
 
 def all_boxes(text: str) -> list[tuple[int, int, str | None]]:
-    """(start, end, content) of every ``\\boxed{`` in order; content None when unclosed."""
+    """(start, end, content) of every ``\\boxed{`` in order; content None when unclosed.
+
+    A box must close before the next one opens (one pass over the text, whatever the number of
+    boxes: a response of 50,000 unclosed boxes costs no more than one of its length).
+    """
+    matches = list(_BOX_RE.finditer(text))
     boxes = []
-    for match in _BOX_RE.finditer(text):
-        content = _box_content(text, match.end())
-        end = match.end() + len(content) + 1 if content is not None else len(text)
+    for i, match in enumerate(matches):
+        limit = matches[i + 1].start() if i + 1 < len(matches) else len(text)
+        content = _box_content(text, match.end(), limit)
+        end = match.end() + len(content) + 1 if content is not None else limit
         boxes.append((match.start(), end, content))
     return boxes
 
@@ -100,7 +107,8 @@ def box_group(text: str) -> list[tuple[int, int, str]]:
     group = [boxes[-1]]
     for box in reversed(boxes[:-1]):
         gap = text[box[1] : group[0][0]]
-        if box[2] is None or not (_SEPARATOR.match(gap) or (len(gap) < 10 and not re.search(r"[A-Za-z]", gap))):
+        short = len(gap) < 10 and not re.search(r"[A-Za-z]", gap)
+        if box[2] is None or not (short or (len(gap) < 200 and _SEPARATOR.match(gap))):
             break
         group.insert(0, box)
     return group  # type: ignore[return-value]

@@ -5,8 +5,8 @@ ever (power towers, huge factorials) where no signal or exception reaches it; he
 that passes its deadline is SIGKILLed and replaced, and the answer comes back as ``timeout``.
 
 Workers come from the ``forkserver`` context (safe from threads, asyncio and Ray workers: no
-fork of a threaded parent) with math-verify preloaded so a replacement starts in well under a
-second. A caller checks out one idle worker per answer, so any number of threads can share the
+fork of a threaded parent) with math-verify preloaded and warmed (:mod:`.warmup`) so a
+replacement starts warm in well under a second. A caller checks out one idle worker per answer, so any number of threads can share the
 pool; :meth:`VerifierPool.map` fans a batch out over all workers.
 """
 
@@ -23,7 +23,9 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
 
 Outcome = tuple[Literal["ok", "timeout", "error"], Any]
-_PRELOAD = ["sympy", "math_verify", "sparse_rlvr.core.verification.equivalence"]
+# The forkserver imports these once; warmup grades a spread of shapes so every forked worker
+# starts with latex2sympy's parser tables and sympy's caches warm (see warmup.py).
+_PRELOAD = ["sympy", "math_verify", "sparse_rlvr.core.verification.equivalence", "sparse_rlvr.core.verification.warmup"]
 _MEMORY_LIMIT_BYTES = 4 * 1024**3
 _WARMUP = [("\\frac{1}{2}", "x^2"), ("\\frac{1}{7}", "0.25"), ("(2,\\infty)", "x>3"), ("1,2", "\\{2,3\\}"),
            ("50\\%", "0.4"), ("\\sqrt{2}", "2\\sin x"), ("\\frac{1}{3!}", "\\binom{4}{2}"), ("2+3i", "e^{\\pi}")]

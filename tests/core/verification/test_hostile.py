@@ -30,7 +30,14 @@ INJECTIONS = [
     "Answer: $(lambda: open('/tmp/sparse_rlvr_pwned','w'))()$",
     "\\boxed{\\input{/etc/passwd}}",
 ]
-MALFORMED: list[object] = ["", None, 12, b"\\boxed{1}", ["\\boxed{1}"], "\x00\\boxed{1\x00}", "\\boxed{{{", "}}}\\boxed{1}}}", "\\boxed{\\frac{}{}}", "\\boxed{" + "1" * 100_000 + "}", "a" * 1_000_000]
+MALFORMED: list[object] = ["", None, 12, b"\\boxed{1}", ["\\boxed{1}"], "\x00\\boxed{1\x00}", "\\boxed{{{", "}}}\\boxed{1}}}", "\\boxed{\\frac{}{}}", "\\boxed{" + "1" * 100_000 + "}", "a" * 1_000_000,
+                      "\\boxed{" * 50_000, "\\boxed{1}, " * 20_000]  # many boxes: extraction stays one pass
+
+
+@pytest.fixture(scope="module", autouse=True)
+def started_pool() -> None:
+    """Start the workers first: the deadline bounds checking an answer, not the pool's one-time start."""
+    assert compute_score("math", "\\boxed{\\frac{2}{4}}", "0.5", config=CONFIG)["reason"] == "correct"
 
 
 @pytest.mark.parametrize("response", HANGS + INJECTIONS + MALFORMED, ids=lambda r: repr(r)[:30])
