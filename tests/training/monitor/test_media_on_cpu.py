@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import math
 import re
+import struct
+import time
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -187,7 +189,27 @@ def wandb_run(tmp_path_factory):
         finally:
             tracking.finish()
     (wandb_file,) = root.glob("run/wandb/offline-run-*/run-*.wandb")
-    return backends, wandb_file, list(wandb_records(wandb_file))
+    return backends, wandb_file, _finished_records(wandb_file)
+
+
+def _finished_records(path: Path, timeout_s: float = 60.0) -> list:
+    """The run's records once its exit record is on disk.
+
+    On a loaded machine wandb-core can still be flushing the .wandb file when `finish()` returns
+    (the file then held no record yet and both W&B tests failed at random); a run is only read
+    whole, never half-written.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            records = list(wandb_records(path))
+        except (AssertionError, struct.error):  # a chunk still being written
+            records = []
+        if any(r.WhichOneof("record_type") == "exit" for r in records):
+            return records
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{path} has no exit record {timeout_s:g} s after wandb.finish(): the run never completed")
+        time.sleep(0.2)
 
 
 def test_wandb_histograms_and_table_are_logged_at_verls_step(wandb_run):
