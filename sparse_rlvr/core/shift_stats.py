@@ -33,7 +33,7 @@ ENTROPY_EDGES = (0.0, 0.1, 0.5, 1.0, 2.0, 4.0, math.inf)
 """Base-entropy bin edges in nats: near-deterministic, low, ... , high-entropy forks."""
 
 
-def as_flat(values: object, name: str) -> np.ndarray:
+def _as_flat(values: object, name: str) -> np.ndarray:
     """`values` as a 1-D float64 array (lists, numpy arrays, CPU torch tensors)."""
     if hasattr(values, "detach"):  # a torch tensor: numpy cannot take bfloat16 or device memory
         values = values.detach().double().cpu().numpy()
@@ -46,13 +46,13 @@ def as_flat(values: object, name: str) -> np.ndarray:
 
 def js_percentiles(js: np.ndarray, percentiles: tuple[float, ...] = PERCENTILES) -> dict[str, float]:
     """{str(p): JS at percentile p} over all tokens; `js` must hold at least one value."""
-    js = _non_empty(as_flat(js, "js"))
+    js = _non_empty(_as_flat(js, "js"))
     return {str(p): float(q) for p, q in zip(percentiles, np.percentile(js, percentiles))}
 
 
 def relative_position(position: np.ndarray, length: np.ndarray) -> np.ndarray:
     """(position + 0.5) / length per token, in (0, 1)."""
-    position, length = as_flat(position, "position"), as_flat(length, "length")
+    position, length = _as_flat(position, "position"), _as_flat(length, "length")
     if position.shape != length.shape:
         raise ValueError(f"position has {position.size} values and length {length.size}; give one of each per token")
     bad = (position < 0) | (position >= length)
@@ -71,7 +71,7 @@ def position_bins(position: np.ndarray, length: np.ndarray) -> np.ndarray:
 
 def entropy_bins(entropy: np.ndarray) -> np.ndarray:
     """Base-entropy bin (0 .. len(ENTROPY_EDGES) - 2) of every token; -1 for a non-finite entropy."""
-    entropy = as_flat(entropy, "entropy")
+    entropy = _as_flat(entropy, "entropy")
     bins = np.searchsorted(np.asarray(ENTROPY_EDGES[1:-1]), entropy, side="right").astype(np.int64)
     bins[~np.isfinite(entropy)] = -1
     return bins
@@ -105,8 +105,8 @@ def tokens_by_bin(bins: np.ndarray, count: int) -> list[int]:
 
 def js_by_position(js: np.ndarray, position: np.ndarray, length: np.ndarray) -> dict:
     """Mean and p90 JS per relative-position decile, and mean JS of first and last response tokens."""
-    js = _non_empty(as_flat(js, "js"))
-    position, length = as_flat(position, "position"), as_flat(length, "length")
+    js = _non_empty(_as_flat(js, "js"))
+    position, length = _as_flat(position, "position"), _as_flat(length, "length")
     bins = position_bins(position, length)
     js, bins = _aligned(js, bins)
     return {
@@ -120,7 +120,7 @@ def js_by_position(js: np.ndarray, position: np.ndarray, length: np.ndarray) -> 
 
 def js_by_entropy(js: np.ndarray, entropy: np.ndarray, high: float) -> list[dict]:
     """Per base-entropy bin: its edges, token count, mean JS and share of tokens with JS > high."""
-    js = as_flat(js, "js")
+    js = _as_flat(js, "js")
     bins = entropy_bins(entropy)
     js, bins = _aligned(js, bins)
     means = mean_by_bin(js, bins, len(ENTROPY_EDGES) - 1)
@@ -131,7 +131,7 @@ def js_by_entropy(js: np.ndarray, entropy: np.ndarray, high: float) -> list[dict
 
 
 def _aligned(js: np.ndarray, bins: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    js, bins = as_flat(js, "js"), np.asarray(bins, dtype=np.int64)
+    js, bins = _as_flat(js, "js"), np.asarray(bins, dtype=np.int64)
     if js.shape != bins.shape:
         raise ValueError(f"js has {js.size} values and the bins {bins.size}; give one bin per token")
     return js, bins
