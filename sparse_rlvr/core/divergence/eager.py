@@ -12,6 +12,7 @@ import math
 import torch
 
 from sparse_rlvr.core.divergence.checks import raise_for_bad_rows
+from sparse_rlvr.core.divergence.topk import topk_and_max
 from sparse_rlvr.core.sampling import top_p_mask
 
 LN2 = math.log(2.0)
@@ -118,8 +119,8 @@ def _rank_statistics(
 ) -> dict[str, torch.Tensor]:
     """Top-1 agreement, the policy top-1's base rank and probability, top-k overlap curve."""
     k = max(top_k, 1)
-    base_top_logprobs, base_top = lp.topk(k, dim=-1)
-    policy_top_logprobs, policy_top = lq.topk(k, dim=-1)
+    base_top_logprobs, base_top, _ = topk_and_max(lp, k)  # ties: lowest token id first
+    policy_top_logprobs, policy_top, _ = topk_and_max(lq, k)
     policy_top1 = policy_top[:, :1]
     rank = torch.gt(lp, lp.gather(1, policy_top1), out=above).sum(-1) + 1
     # same[r, i, j]: base's i-th and policy's j-th candidates are the same token

@@ -1,9 +1,10 @@
 """The divergence core's fast path: every TokenDivergence field of one fixed-shape chunk, fused.
 
-`chunk_statistics` is plain tensor code; `compiled_chunk` hands it to torch.compile (inductor:
-one vectorised C++ loop nest per row on CPU, Triton kernels on CUDA), once per
-(rows, V, strides, dtype, device, top_k). Nothing of size [rows, V] is written back to memory
-except what torch.topk needs internally: the logits are read, upcast and reduced on the fly.
+`chunk_statistics` is plain tensor code; `run_compiled` hands it to torch.compile (inductor:
+vectorised C++ loops that give each thread whole rows on CPU, Triton kernels on CUDA), once per
+(rows, V, strides, dtype, device, top_k). Nothing of size [rows, V] is written to memory: the
+logits are read, upcast and reduced on the fly, in three passes over each row (block maxima,
+exp sums, everything else), and the top-k runs on a few blocks of candidates (topk.py).
 
 Notation as in exact.py: x, y = base and policy logits / T; p = softmax(x), q = softmax(y);
 lp, lq their logs; d = lq - lp. JS uses the same cancellation-free form, summed as one
@@ -24,13 +25,13 @@ from collections.abc import Callable
 
 import torch
 
+from sparse_rlvr.core.divergence.topk import topk_and_max
+
 logger = logging.getLogger(__name__)
 
 COMPILE_ENV = "SPARSE_RLVR_DIVERGENCE_COMPILE"
 """Set to 0 to always use the eager path (1 forces the compiled path even for small inputs)."""
 _compiled: dict[tuple, Callable] = {}
-TOPK_BLOCK = 128
-"""Columns per block in the two-stage top-k (V = 151,936 = 1,187 x 128)."""
 _broken: list[str] = []  # the reason compiling failed in this process, once it has
 
 
@@ -46,28 +47,29 @@ def chunk_statistics(
     policy_topk_logprobs ([C] float32 / int64 / bool, and [C, K] or [C, max(K, 1)]).
     """
     k = max(top_k, 1)
-    base_top_values, base_top, base_max = _topk_and_max(base, k)
-    policy_top_values, policy_top, policy_max = _topk_and_max(policy, k)
-    # a = x - max x <= 0, b = y - max y; the row maxima divide exactly as the elements do
-    a = base.float() / temperature - base_max.float() / temperature
-    b = policy.float() / temperature - policy_max.float() / temperature
+    base_top_values, base_top, base_max = topk_and_max(base, k)
+    policy_top_values, policy_top, policy_max = topk_and_max(policy, k)
+    # a = x - max x <= 0, b = y - max y: the difference of raw logits is exact, then one rounding
+    inverse_t = 1.0 / temperature
+    a = (base.float() - base_max.float()) * inverse_t
+    b = (policy.float() - policy_max.float()) * inverse_t
     ea, eb = torch.exp(a), torch.exp(b)
-    sum_a, sum_b = _sum64(ea), _sum64(eb)  # row sums accumulated in float64
+    sum_a, sum_b = _rowsum(ea), _rowsum(eb)  # float64
     log_sum_a, log_sum_b = sum_a.log(), sum_b.log()
     # d = lq - lp = (b - a) - (log S_b - log S_a): exactly 0 for identical rows
     d = (b - a) - (log_sum_b - log_sum_a).float()
     p, q = ea * (1.0 / sum_a).float(), eb * (1.0 / sum_b).float()
     u = torch.log1p(torch.tanh(d.abs() * 0.5))  # ln 2 - log1p(exp(-|d|)), exact for tiny |d|
-    js = 0.5 * _sum64((p + q) * u - p * d.clamp_min(0.0) + q * d.clamp_max(0.0))  # every term >= 0
-    kl_pq, kl_qp = -_sum64(ea * d) / sum_a, _sum64(eb * d) / sum_b
+    js = 0.5 * _rowsum((p + q) * u - p * d.clamp_min(0.0) + q * d.clamp_max(0.0))  # every term >= 0
+    kl_pq, kl_qp = -_rowsum(ea * d) / sum_a, _rowsum(eb * d) / sum_b
     # H(p) = log S_a - sum(e^a * a) / S_a: no float32 normaliser enters the sum
-    base_entropy, policy_entropy = log_sum_a - _sum64(ea * a) / sum_a, log_sum_b - _sum64(eb * b) / sum_b
+    base_entropy, policy_entropy = log_sum_a - _rowsum(ea * a) / sum_a, log_sum_b - _rowsum(eb * b) / sum_b
     policy_top1 = policy_top[:, :1]
     at_top1 = base.gather(1, policy_top1)
     rank = (base > at_top1).sum(-1) + 1  # on the raw logits: exactly the order of the float64 reference
-    a_top1 = at_top1.float() / temperature - base_max.float() / temperature
-    base_top_logprobs = (base_top_values.float() / temperature - base_max.float() / temperature) - log_sum_a
-    policy_top_logprobs = (policy_top_values.float() / temperature - policy_max.float() / temperature) - log_sum_b
+    a_top1 = (at_top1.float() - base_max.float()) * inverse_t
+    base_top_logprobs = (base_top_values.float() - base_max.float()) * inverse_t - log_sum_a
+    policy_top_logprobs = (policy_top_values.float() - policy_max.float()) * inverse_t - log_sum_b
     return (
         js[:, 0].float().clamp(0.0, 0.6931471805599453) + 0.0,  # + 0.0 turns -0.0 into 0.0
         kl_pq[:, 0].float().clamp_min(0.0) + 0.0,
@@ -87,36 +89,21 @@ def chunk_statistics(
     )
 
 
-def _sum64(x: torch.Tensor) -> torch.Tensor:
-    """[C, V] -> [C, 1] row sums accumulated in float64 (float32 terms, no float32 running sum)."""
-    return x.sum(-1, keepdim=True, dtype=torch.float64)
+def _rowsum(x: torch.Tensor, block: int = 128) -> torch.Tensor:
+    """[C, V] float32 -> [C, 1] float64 row sums, with no float32 running sum over all of V.
 
-
-def _topk_and_max(x: torch.Tensor, k: int, block: int = TOPK_BLOCK) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(values, ids) of the k largest entries of each row of x [C, V], best first, and the [C, 1] row max.
-
-    torch.topk over V = 152k is the slowest step on CPU, so it runs on candidates only: the
-    k blocks of `block` columns with the largest maxima, plus the last V mod block columns.
-    Every one of the k largest values is among them (if one were in an unchosen block, the k
-    chosen blocks would hold k values at least as large), so values are exact; ids of equal
-    values may come in another order than torch.topk's, as torch.topk promises no order either.
+    On CPU in two levels (float32 sums of 128 columns, then those partial sums in float64):
+    ~15% faster than converting every term (measured), and as accurate at V = 152k (errors
+    ~1e-8, where one float32 running sum errs by ~2e-5); on GPUs every term is summed in float64.
     """
     rows, vocab = x.shape
     blocks = vocab // block
-    tail = x[:, blocks * block :]
-    if blocks == 0:
-        values, ids = tail.topk(k, dim=-1)
-        return values, ids, values[:, :1]
-    block_max = x[:, : blocks * block].reshape(rows, blocks, block).amax(-1)
-    row_max = block_max.amax(-1, keepdim=True)
-    if tail.shape[1]:
-        row_max = torch.maximum(row_max, tail.amax(-1, keepdim=True))
-    chosen = block_max.topk(min(k, blocks), dim=-1).indices  # [C, kb]
-    offsets = torch.arange(block, device=x.device)
-    candidate_ids = (chosen[:, :, None] * block + offsets).reshape(rows, -1)  # [C, kb * block]
-    candidate_ids = torch.cat([candidate_ids, torch.arange(blocks * block, vocab, device=x.device).expand(rows, -1)], 1)
-    values, where = x.gather(1, candidate_ids).topk(k, dim=-1)
-    return values, candidate_ids.gather(1, where), row_max
+    if x.device.type != "cpu" or blocks == 0:
+        return x.sum(-1, keepdim=True, dtype=torch.float64)
+    total = x[:, : blocks * block].reshape(rows, blocks, block).sum(-1).sum(-1, keepdim=True, dtype=torch.float64)
+    if vocab > blocks * block:
+        total = total + x[:, blocks * block :].sum(-1, keepdim=True, dtype=torch.float64)
+    return total
 
 
 def topk_overlap(base_top: torch.Tensor, policy_top: torch.Tensor, top_k: int) -> torch.Tensor:
@@ -176,4 +163,5 @@ def _compile_for(key: tuple) -> Callable:
     source = chunk_statistics
     code = source.__code__.replace(co_name=f"chunk_statistics_{len(_compiled)}")
     fresh = types.FunctionType(code, source.__globals__, code.co_name, source.__defaults__, source.__closure__)
-    return torch.compile(fresh, dynamic=False, fullgraph=True)
+    # realize_reads_threshold: recompute exp(a) in each pass rather than store a [C, V] buffer (faster, measured)
+    return torch.compile(fresh, dynamic=False, fullgraph=True, options={"realize_reads_threshold": 64})

@@ -57,12 +57,15 @@ def assert_same_as_eager(compiled, eager, atol: float) -> None:
     assert compiled.topk_overlap.shape == eager.topk_overlap.shape
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
-@pytest.mark.parametrize("n,v", [(40, 300), (70, 300), (33, 1031), (9, 100)])
+HALF_AND_FULL = [torch.float32, torch.bfloat16, torch.float16]
+# V = 300 and 1031 end in a partial top-k block, V = 100 has none; one dtype for the odd widths
+# keeps the number of compiles down
+CASES = [(n, 300, dtype) for n in (40, 70) for dtype in HALF_AND_FULL] + [(33, 1031, torch.float32), (9, 100, torch.float32)]
+
+
+@pytest.mark.parametrize("n,v,dtype", CASES)
 @pytest.mark.parametrize("seed", [0, 1])
 def test_compiled_matches_eager_and_float64(n, v, dtype, seed):
-    if v != 300 and dtype != torch.float32:
-        pytest.skip("one dtype for the odd widths keeps the number of compiles down")
     base, policy = _pair(n, v, seed=seed, dtype=dtype)
     compiled = token_divergence(base, policy, top_k=5, chunk_size=32, compiled=True)
     eager = token_divergence(base, policy, top_k=5, chunk_size=32, compiled=False)
@@ -190,3 +193,18 @@ def test_core_imports_nothing_heavy():
     done = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+def test_ties_take_the_lowest_token_id_first(compiled):
+    """Equal logits: top-1 is argmax's (first) id and top-k lists ids in order, on both paths."""
+    base, policy = _pair(40, 300, seed=47)
+    base[:, [7, 100, 299]] = 20.0  # three-way tie for the base's top-1, across blocks and the tail
+    policy[:, [250, 3]] = 30.0  # two-way tie for the policy's top-1
+    result = token_divergence(base, policy, top_k=5, chunk_size=32, compiled=compiled)
+    assert (result.base_topk_ids[:, :3] == torch.tensor([7, 100, 299])).all()
+    assert (result.policy_topk_ids[:, :2] == torch.tensor([3, 250])).all()
+    assert torch.equal(result.policy_top1, policy.argmax(-1)) and torch.equal(result.base_top1, base.argmax(-1))
+    ref = reference_divergence(base, policy, top_k=5)
+    np.testing.assert_allclose(result.base_prob_of_policy_top1.double().numpy(), ref["base_prob_of_policy_top1"], atol=1e-6)
+    np.testing.assert_array_equal(result.base_topk_ids.numpy(), ref["base_topk_ids"])
