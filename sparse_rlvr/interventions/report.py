@@ -12,8 +12,6 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-EXAMPLES = 4
-
 
 def accuracy_plot(table: list[dict[str, Any]], direction: str) -> bytes:
     """Accuracy against effective % of swapped tokens; random controls beside; both pure models as lines."""
