@@ -90,9 +90,9 @@ def _gold_text(ground_truth: Any) -> str | None:
     """The gold answer as bare LaTeX.
 
     A gold with boxes is the list of its final boxes (``\\boxed{1}\\boxed{2}`` is ``1, 2``; a
-    worked solution that boxes ``004`` three times is ``004``; see :func:`gold_box_group`). A worked solution
-    without a box gives its ``Answer:`` line ("Final Answer: The final answer is $28\\%$").
-    Otherwise the gold itself, without ``$`` delimiters.
+    worked solution that boxes ``004`` three times is ``004``; see :func:`gold_box_group`). A
+    worked solution without a box gives its ``Answer:`` line ("Final Answer: The final answer
+    is $28\\%$"). Otherwise the gold itself, without ``$`` delimiters.
     """
     gold = _as_text(ground_truth)
     if gold is None and isinstance(ground_truth, (list, tuple)) and ground_truth:
@@ -178,14 +178,25 @@ def score_batch(
     extra_infos: Iterable[Any] | None = None,
     config: MathRewardConfig | None = None,
 ) -> list[dict[str, Any]]:
-    """Grade many responses in parallel across the worker processes; results in input order."""
+    """Grade many responses in parallel across the worker processes; results in input order.
+
+    Identical (gold, answer) checks are sent to a worker once: a GRPO group's samples often
+    reach the same final answer.
+    """
     config = config or MathRewardConfig()
     if len(solutions) != len(ground_truths):
         raise ValueError(f"{len(solutions)} solutions but {len(ground_truths)} ground truths")
     infos = list(extra_infos) if extra_infos is not None else [None] * len(solutions)
     prepared = [prepare(s, g, e, config) for s, g, e in zip(solutions, ground_truths, infos)]
     pending = [i for i, p in enumerate(prepared) if isinstance(p, tuple)]
-    outcomes = shared_pool(config.num_workers).map([prepared[i] for i in pending], config.deadline_s)
-    for i, outcome in zip(pending, outcomes):
-        prepared[i] = _finish(prepared[i], outcome, config)
+    unique = {_task_key(prepared[i]): prepared[i] for i in pending}
+    outcomes = dict(zip(unique, shared_pool(config.num_workers).map(list(unique.values()), config.deadline_s)))
+    for i in pending:
+        prepared[i] = _finish(prepared[i], outcomes[_task_key(prepared[i])], config)
     return prepared
+
+
+def _task_key(task: tuple) -> tuple:
+    """Hashable identity of a (gold, pred, tolerance, options) worker task."""
+    gold, pred, tolerance, options = task
+    return gold, pred, tolerance, tuple(sorted(options.items())) if options else None

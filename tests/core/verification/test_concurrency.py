@@ -6,7 +6,7 @@ import asyncio
 import pickle
 import threading
 
-from sparse_rlvr.core.verification.math import MathRewardConfig, compute_score
+from sparse_rlvr.core.verification.math import MathRewardConfig, compute_score, score_batch
 from sparse_rlvr.core.verification.pool import VerifierPool
 
 RESPONSE, GOLD = "\\boxed{\\frac{2}{4}}", "0.5"  # not string-equal: goes through a worker
@@ -52,3 +52,17 @@ def test_from_ray_worker(local_ray) -> None:
     correct, tower = local_ray.get(refs, timeout=120)
     assert correct["reason"] == "correct"
     assert tower["reason"] == "timeout"
+
+
+def test_batch_sends_identical_checks_once(monkeypatch) -> None:
+    from sparse_rlvr.core.verification.pool import shared_pool
+
+    config = MathRewardConfig()
+    pool = shared_pool(config.num_workers)
+    sent: list[tuple] = []
+    real_map = pool.map
+    monkeypatch.setattr(pool, "map", lambda tasks, deadline: sent.extend(tasks) or real_map(tasks, deadline))
+    responses = [RESPONSE, "\\boxed{\\frac{3}{4}}", RESPONSE, "So \\boxed{\\frac{2}{4}}.", "\\boxed{\\frac{3}{4}}"]
+    results = score_batch(responses, [GOLD] * 5, config=config)
+    assert [r["reason"] for r in results] == ["correct", "wrong", "correct", "correct", "wrong"]
+    assert len(sent) == 2  # (0.5, 2/4) and (0.5, 3/4), each once
