@@ -203,6 +203,10 @@ HACKS = [
     # units and Answer: lines that hide a different number
     ("Answer: 12 cm^2", "13"), ("Answer: $5$ meters", "6"), ("\\boxed{5 \\text{ cm}}", "50"),
     ("Answer: 2 \\sqrt{3}", "2"), ("Answer: 12 or 13", "12"), ("The answer is 12.", "12"),
+    # several boxes: more parts than the gold, swapped names, a gold with two boxes
+    ("\\boxed{1}, \\boxed{2}, \\boxed{3}", "1, 2"), ("\\boxed{x=2}, \\boxed{y=3}", "x=3, y=2"),
+    ("$a=\\boxed{2}$ and $b=\\boxed{3}$", "a=3, b=2"), ("\\boxed{2}\\boxed{3}", "23"), ("\\boxed{{5, 5}}", "5"),
+    ("\\boxed{2}", "\\boxed{2} and \\boxed{3}"), ("\\boxed{1 000}", "1"), ("\\boxed{-}", "-1"), ("Answer: $-$", "-1"),
     # variables and equations
     ("\\boxed{2m}", "2"), ("\\boxed{2s}", "2x"), ("\\boxed{x=2}", "y=2x"), ("\\boxed{k=3}", "\\frac{1}{3}"),
     ("\\boxed{f(y)}", "f(x)"), ("\\boxed{a_{3}}", "a_{2}"), ("\\boxed{2x+1}", "2x-1"),
