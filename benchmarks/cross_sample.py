@@ -19,8 +19,9 @@ import time
 import torch
 
 from sparse_rlvr.core.divergence import token_divergence
-from sparse_rlvr.interventions.decoding import left_pad, sample
-from sparse_rlvr.interventions.engine import SamplingOptions, cross_sample, decode_alone
+from sparse_rlvr.core.decoding import decode_alone, left_pad
+from sparse_rlvr.core.sampling import SamplingOptions, sample
+from sparse_rlvr.interventions.engine import cross_sample
 from sparse_rlvr.interventions.rules import SwitchRule
 from sparse_rlvr.workflows.tiny_models import tiny_pair
 

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from sparse_rlvr.core.divergence import token_divergence
-from sparse_rlvr.core.decoding import IncrementalLM, decode_alone, left_pad  # noqa: F401  (decode_alone: benchmarks)
+from sparse_rlvr.core.decoding import IncrementalLM, left_pad
 from sparse_rlvr.core.sampling import SamplingOptions, sample
 from sparse_rlvr.interventions.rules import SwitchRule
 
