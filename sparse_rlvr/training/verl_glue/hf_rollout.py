@@ -12,6 +12,11 @@ anywhere torch runs (CPU, or one CUDA GPU: same code, device from verl's platfor
   under ``log_softmax(logits / temperature)``: the same distribution verl's actor uses when it
   recomputes ``old_log_probs`` (``logits.div_(temperature)``), so the two agree up to float
   rounding. top-k/top-p only restrict *what* is sampled, as in vLLM's default raw log-probs.
+  Concurrent requests are served together: a ``RequestBatcher`` gathers the calls that arrive
+  close together (verl sends a step's samples at once) and ``decode_batch`` samples them in one
+  left-padded KV-cache decode, each row stopping at its own EOS or ``max_tokens``. Each request
+  draws from its own generator, seeded by (seed, weight version, prompt, k-th request for that
+  prompt), so a run's rollouts do not depend on arrival order or on which requests share a batch.
 - ``HFServerAdapter`` (``BaseRollout``, lives inside verl's ``ActorRolloutRefWorker``): verl
   calls its ``update_weights(named_tensors)`` after every actor update (checkpoint engine
   backend ``naive``); rank 0 of the replica ships the full tensors to its ``HFServer``, which
@@ -20,8 +25,10 @@ anywhere torch runs (CPU, or one CUDA GPU: same code, device from verl's platfor
   ``HFServer`` actors; verl's base class forwards sleep/wake/abort/resume/kv-cache calls.
 
 sleep/wake_up/release/resume: the HF model stays resident (tiny models; nothing to free), so
-they are no-ops that keep the contract. ``abort_all_requests`` makes running and queued
-requests return early with ``stop_reason="aborted"`` until ``resume_generation``.
+they keep the contract only: ``sleep`` and ``update_weights`` wait for the running batch (a
+batch samples from one policy). ``abort_all_requests`` answers queued requests at once and stops
+the running batch at its next token, all with ``stop_reason="aborted"``; new requests are
+refused the same way until ``resume_generation``.
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Generator
+from dataclasses import dataclass
 from typing import Any, Optional
 
 import ray
@@ -40,13 +48,19 @@ import torch
 from verl.workers.rollout.base import BaseRollout
 from verl.workers.rollout.replica import RolloutReplica, TokenOutput
 
-from sparse_rlvr.core.sampling import sample
+from sparse_rlvr.training.verl_glue.batched_decoding import DecodeRequest, decode_batch
 from sparse_rlvr.training.verl_glue.benchmark_forward_counter import NOT_COUNTED
+from sparse_rlvr.training.verl_glue.request_batcher import RequestBatcher, answer
 from sparse_rlvr.training.verl_glue.verl_internals import set_replica_server, worker_node_id
 
 logger = logging.getLogger("sparse_rlvr.training.verl_glue.hf_rollout")
 
 SERVER_NAME = "sparse_rlvr_hf_server_{replica_rank}"
+# A batch closes when no request came for BATCH_QUIET_S, after BATCH_MAX_WAIT_S, or at MAX_BATCH requests.
+# verl's agent loop sends a whole step's samples at once; these gaps cover their arrival on a loaded machine.
+BATCH_QUIET_S = 0.05
+BATCH_MAX_WAIT_S = 1.0
+MAX_BATCH = 512
 
 
 def require_platform_loaded() -> str:
@@ -67,25 +81,6 @@ def require_platform_loaded() -> str:
     return device
 
 
-def filter_logits(logits: torch.Tensor, top_k: int, top_p: float) -> torch.Tensor:
-    """Mask logits outside the top-k / nucleus top-p set with -inf.
-
-    Args:
-        logits: [V] temperature-scaled logits of one position.
-        top_k: keep the k largest (<= 0: keep all).
-        top_p: keep the smallest set whose probability reaches top_p (>= 1: keep all).
-    """
-    if top_k is not None and 0 < top_k < logits.shape[-1]:
-        kth = torch.topk(logits, top_k).values[-1]
-        logits = logits.masked_fill(logits < kth, float("-inf"))
-    if top_p is not None and top_p < 1.0:
-        sorted_logits, order = torch.sort(logits, descending=True)
-        cumulative = sorted_logits.softmax(-1).cumsum(-1)
-        drop_sorted = cumulative - sorted_logits.softmax(-1) >= top_p  # keep the token that crosses top_p
-        logits = logits.masked_fill(drop_sorted.scatter(0, order, drop_sorted), float("-inf"))
-    return logits
-
-
 @torch.no_grad()
 def sample_tokens(
     model: torch.nn.Module,
@@ -99,31 +94,23 @@ def sample_tokens(
     generator: torch.Generator,
     should_stop: Optional[Callable[[], bool]] = None,
 ) -> tuple[list[int], list[float], str]:
-    """Autoregressive sampling with a KV cache; returns (token_ids, log_probs, stop_reason).
+    """One request decoded alone (a batch of one); returns (token_ids, log_probs, stop_reason).
 
     Tokens come from the package's one sampler (`sparse_rlvr.core.sampling.sample`: top-k, then
     top-p, one uniform per token from `generator`; temperature 0 is greedy).
     log_probs[i] = log softmax(logits_i / T)[token_i] (T = 1 when greedy).
     """
-    device = next(model.parameters()).device
-    input_ids = torch.tensor([prompt_ids], device=device)
-    past = None
-    tokens: list[int] = []
-    log_probs: list[float] = []
-    for _ in range(max_tokens):
-        if should_stop is not None and should_stop():
-            return tokens, log_probs, "aborted"
-        out = model(input_ids=input_ids, past_key_values=past, use_cache=True)
-        past = out.past_key_values
-        logits = out.logits[0, -1].float()
-        scaled = logits / temperature if temperature > 0 else logits
-        token = int(sample(logits[None], temperature, top_p, generator, top_k=top_k)[0])
-        tokens.append(token)
-        log_probs.append(float(scaled.log_softmax(-1)[token]))
-        if token in eos_ids:
-            return tokens, log_probs, "completed"
-        input_ids = torch.tensor([[token]], device=device)
-    return tokens, log_probs, "completed"
+    request = DecodeRequest(list(prompt_ids), max_tokens, temperature, top_k, top_p, set(eos_ids), generator)
+    result = decode_batch(model, [request], should_stop=should_stop)[0]
+    return result.token_ids, result.log_probs, result.stop_reason
+
+
+@dataclass
+class _Pending:
+    """A request waiting in the batcher: verl's call, before its generator is drawn."""
+
+    prompt_ids: list[int]
+    sampling_params: dict[str, Any]
 
 
 class HFServer:
@@ -142,8 +129,12 @@ class HFServer:
         self.eos_ids = self._eos_ids(model_config)
         self.seed = int(getattr(config, "seed", 0) or 0)
         self.requests_seen: collections.Counter = collections.Counter()
-        self.lock = threading.Lock()  # one forward at a time; Ray runs this async actor's calls concurrently
+        self.pad_id = int(getattr(self.model.config, "pad_token_id", None) or 0)  # left padding, masked out
+        self.lock = threading.Lock()  # held by a running batch, a weight sync or a sleep: never two at once
         self.aborted = False
+        self.abort_epoch = 0  # a running batch stops when this changes
+        self.batcher: RequestBatcher[_Pending] = RequestBatcher(self._serve_batch, quiet_s=BATCH_QUIET_S,
+                                                                max_wait_s=BATCH_MAX_WAIT_S, max_batch=MAX_BATCH)
         self.global_steps: Optional[int] = None
         self.weight_version = 0
 
@@ -166,44 +157,53 @@ class HFServer:
             ids.update([eos] if isinstance(eos, int) else list(eos or []))
         return ids
 
-    def _generate_sync(self, prompt_ids: list[int], sampling_params: dict[str, Any]) -> TokenOutput:
+    def _decode_request(self, pending: _Pending) -> DecodeRequest:
+        params = pending.sampling_params
         response_length = int(self.config.response_length)
-        max_tokens = min(int(sampling_params.get("max_tokens") or response_length), response_length)
-        eos_ids = self.eos_ids | set(sampling_params.get("stop_token_ids") or [])
-        with self.lock:
-            generator = self._request_generator(prompt_ids)
-            tokens, log_probs, reason = sample_tokens(
-                self.model,
-                list(prompt_ids),
-                max_tokens=max_tokens,
-                temperature=float(sampling_params.get("temperature", 1.0)),
-                top_k=int(sampling_params.get("top_k", -1) or -1),
-                top_p=float(sampling_params.get("top_p", 1.0)),
-                eos_ids=eos_ids,
-                generator=generator,
-                should_stop=lambda: self.aborted,
-            )
-        return TokenOutput(
-            token_ids=tokens,
-            log_probs=log_probs if sampling_params.get("logprobs") else None,
-            stop_reason=reason,
-            extra_fields={"global_steps": self.global_steps, "weight_version": self.weight_version},
+        return DecodeRequest(
+            prompt_ids=list(pending.prompt_ids),
+            max_tokens=min(int(params.get("max_tokens") or response_length), response_length),
+            temperature=float(params.get("temperature", 1.0)),
+            top_k=int(params.get("top_k", -1) or -1),
+            top_p=float(params.get("top_p", 1.0)),
+            eos_ids=self.eos_ids | set(params.get("stop_token_ids") or []),
+            generator=self._request_generator(pending.prompt_ids),
         )
+
+    def _serve_batch(self, batch: list[_Pending]) -> list[TokenOutput]:
+        """One batch, on the batcher's thread, under the model lock (no weight sync or sleep meanwhile)."""
+        with self.lock:
+            abort_epoch = self.abort_epoch
+            requests = [self._decode_request(pending) for pending in batch]  # arrival order: k-th request per prompt
+            results = decode_batch(self.model, requests, pad_id=self.pad_id,
+                                   should_stop=lambda: self.abort_epoch != abort_epoch)
+            fields = {"global_steps": self.global_steps, "weight_version": self.weight_version}
+        return [
+            TokenOutput(token_ids=result.token_ids,
+                        log_probs=result.log_probs if pending.sampling_params.get("logprobs") else None,
+                        stop_reason=result.stop_reason, extra_fields=dict(fields))
+            for pending, result in zip(batch, results)
+        ]
+
+    @staticmethod
+    def _aborted(sampling_params: dict[str, Any]) -> TokenOutput:
+        return TokenOutput(token_ids=[], log_probs=[] if sampling_params.get("logprobs") else None, stop_reason="aborted")
 
     async def generate(
         self, prompt_ids: list[int], sampling_params: dict[str, Any], request_id: str, **kwargs: Any
     ) -> TokenOutput:
-        """verl's token-in/token-out call (``LLMServerClient.generate`` -> ``server.generate.remote``)."""
+        """verl's token-in/token-out call (``LLMServerClient.generate`` -> ``server.generate.remote``).
+
+        Waits in the batcher with the calls that arrive around it and returns when its own row is done.
+        """
         if kwargs.get("image_data") or kwargs.get("video_data"):
             raise NotImplementedError("the hf rollout serves text-only models")
         if self.aborted:
-            return TokenOutput(token_ids=[], log_probs=[] if sampling_params.get("logprobs") else None,
-                               stop_reason="aborted")
-        return await asyncio.to_thread(self._generate_sync, prompt_ids, sampling_params)
+            return self._aborted(sampling_params)
+        return await asyncio.wrap_future(self.batcher.submit(_Pending(list(prompt_ids), dict(sampling_params))))
 
-    async def update_weights(self, named_tensors: dict[str, torch.Tensor], global_steps: Optional[int] = None) -> int:
-        """Load the actor's full weights (HF names); returns the new weight version."""
-        with self.lock:
+    def _update_weights_sync(self, named_tensors: dict[str, torch.Tensor], global_steps: Optional[int]) -> int:
+        with self.lock:  # waits for the running batch: a batch samples from one policy
             state = self.model.state_dict()
             missing = [name for name in state if name not in named_tensors and not name.endswith("lm_head.weight")]
             if missing:
@@ -213,10 +213,21 @@ class HFServer:
                     state[name].copy_(tensor.to(state[name].dtype))
             if getattr(self.model.config, "tie_word_embeddings", False):
                 self.model.tie_weights()
-        self.global_steps = global_steps
-        self.weight_version += 1
-        self.requests_seen.clear()
-        return self.weight_version
+            self.global_steps = global_steps
+            self.weight_version += 1
+            self.requests_seen.clear()
+            return self.weight_version
+
+    async def update_weights(self, named_tensors: dict[str, torch.Tensor], global_steps: Optional[int] = None) -> int:
+        """Load the actor's full weights (HF names) once the running batch is done; returns the new weight version."""
+        return await asyncio.to_thread(self._update_weights_sync, named_tensors, global_steps)
+
+    async def _wait_for_running_batch(self) -> None:
+        def wait() -> None:
+            with self.lock:
+                pass
+
+        await asyncio.to_thread(wait)
 
     async def get_weights(self) -> dict[str, torch.Tensor]:
         """The served weights (tests compare them with the actor's)."""
@@ -226,10 +237,14 @@ class HFServer:
         return None
 
     async def sleep(self) -> None:
-        return None
+        await self._wait_for_running_batch()
 
     async def abort_all_requests(self, reject_request: bool = False) -> None:
+        """Queued requests return "aborted" now, running ones at their next token; new ones until resume."""
         self.aborted = True
+        self.abort_epoch += 1
+        for pending, future in self.batcher.drain():
+            answer(future, self._aborted(pending.sampling_params))
 
     async def resume_generation(self) -> None:
         self.aborted = False
