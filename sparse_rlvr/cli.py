@@ -1,13 +1,28 @@
 """The `sparse-rlvr` command line: one thin Typer app, one function per command.
 
 Heavy imports (torch, transformers, verl) live inside the command bodies so `--help` is instant.
+A mistake in the input prints `error: <problem>; <fix>` and exits 2 (see `core.errors`);
+`--debug` or SPARSE_RLVR_DEBUG=1 shows the traceback behind it.
 """
 
 from __future__ import annotations
 
+import os
+from typing import Annotated, Any
+
 import typer
 
-app = typer.Typer(
+from sparse_rlvr.core.errors import DEBUG_ENV, run_reporting_user_errors
+
+
+class App(typer.Typer):
+    """Typer app whose entry point turns a `UserError` into `error: ...` and exit status 2."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return run_reporting_user_errors(lambda: super(App, self).__call__(*args, **kwargs))
+
+
+app = App(
     name="sparse-rlvr",
     help="See and steer what RLVR (GRPO, DAPO) changes in a language model, token by token.",
     no_args_is_help=True,
@@ -17,8 +32,13 @@ app = typer.Typer(
 
 
 @app.callback()
-def _root() -> None:
+def _root(
+    debug: Annotated[bool, typer.Option(
+        "--debug", help=f"Show the traceback behind an 'error: ...' line (same as {DEBUG_ENV}=1).")] = False,
+) -> None:
     """sparse-rlvr: token-level analysis and steering of RLVR fine-tuning."""
+    if debug:
+        os.environ[DEBUG_ENV] = "1"  # child processes (ablate's runs) inherit it
 
 
 from sparse_rlvr.analysis.cli import shift  # noqa: E402

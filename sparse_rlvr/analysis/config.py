@@ -50,6 +50,18 @@ class ShiftConfig(RunConfig):
         if self.report_samples < 0:
             raise refuse(self, "report_samples", ">= 0", "0 leaves the heatmap out")
 
+    def check_inputs(self) -> list[str]:
+        """The shared checks, each --policy, and the response column when responses come from the file."""
+        from sparse_rlvr.core.inputs import check_model, require_columns
+
+        columns = super().check_inputs()
+        for policy in self.policies:
+            check_model(policy, "--policy")
+        if self.sequences == "file":
+            require_columns(columns, {self.response_column: (
+                "--response-column, or sample responses with --sequences policy --generate N")}, self.data)
+        return columns
+
     def fingerprint(self) -> dict:
         """The settings that change per-token results (a resume must match them)."""
         return self.settings("workers", "report_samples", "batch_size", "token_chunk", "cutoffs", "high")

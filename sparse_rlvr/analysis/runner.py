@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from sparse_rlvr.analysis.config import ShiftConfig
-from sparse_rlvr.core.tables import plain, read_table, require_column
+from sparse_rlvr.core.errors import UserError, kept_on_failure
+from sparse_rlvr.core.tables import check_prompts, plain, read_table, require_column
 from sparse_rlvr.core.models import check_same_tokenizer, load_tokenizer
 from sparse_rlvr.analysis.store import (
     check_or_write_config, is_done, policy_dir, read_counts, read_tokens, write_shard,
@@ -31,8 +32,12 @@ def plan_shards(config: ShiftConfig) -> list[Shard]:
         if config.response_column not in table.columns:
             require_column(table, config.response_column, config.data,
                            "--response-column, or sample responses with --sequences policy --generate N")
+    if table.empty:
+        raise UserError(f"--data {config.data} has no rows; give a data file with at least one prompt")
+    prompts = [plain(p) for p in table[config.prompt_column]]
+    check_prompts(prompts, config.data, "--prompt-column")
     rows = [
-        {"row": i, "prompt": plain(table[config.prompt_column].iat[i]),
+        {"row": i, "prompt": prompts[i],
          "response": plain(table[config.response_column].iat[i]) if config.sequences == "file" else None}
         for i in range(len(table))
     ]
@@ -48,17 +53,21 @@ def run_shift(config: ShiftConfig, show_progress: bool = True) -> dict[str, Any]
     base_tokenizer = load_tokenizer(config.base)
     for policy in config.policies:  # before any work: a mismatch fails in seconds, not hours
         check_same_tokenizer(base_tokenizer, load_tokenizer(policy), config.base, policy)
-    check_or_write_config(config)
     shards = plan_shards(config)
+    try:
+        check_or_write_config(config)
+    except ValueError as error:  # another run's settings in --out
+        raise UserError(str(error)) from error
     summaries: dict[str, dict] = {}
     written = 0
     for index, policy in enumerate(config.policies):
         directory = policy_dir(config, index)
         todo = [s for s in shards if not is_done(directory, s.index)]
-        for result in _execute(config, policy, todo, show_progress):
-            write_shard(directory, result.index, result.tokens, result.counts)
-            written += 1
-            kill_after_shard_test_hook(written)
+        with kept_on_failure(config.out_dir, lambda: written):
+            for result in _execute(config, policy, todo, show_progress):
+                write_shard(directory, result.index, result.tokens, result.counts)
+                written += 1
+                kill_after_shard_test_hook(written)
         summary = summarize(read_tokens(directory), config.cutoffs, config.high, read_counts(directory))
         (directory / "summary.json").write_text(json.dumps(summary, indent=2))
         summaries[policy] = summary

@@ -17,6 +17,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
+from sparse_rlvr.core.errors import UserError
 from sparse_rlvr.core.run_config import GROUPS, flag_of
 
 
@@ -49,8 +50,9 @@ def cli_options(config_class: type) -> list[CliOption]:
 def config_command(config_class: type, run: Callable[[Any], None], doc: str) -> Callable[..., None]:
     """A Typer command taking `config_class`'s fields as options; it builds the config and calls `run(config)`.
 
-    A value the config refuses prints `error: <what to set>` and exits with code 2 (a usage
-    error), as `sparse-rlvr ablate` does.
+    A value the config refuses raises `UserError` (the entry point prints `error: <what to set>`
+    and exits with code 2, a usage error); the config's own `check_inputs()`, when it has one,
+    then checks files, models and columns before `run` starts any heavy work.
     """
     options = cli_options(config_class)
 
@@ -58,8 +60,9 @@ def config_command(config_class: type, run: Callable[[Any], None], doc: str) -> 
         try:
             config = config_class(**{o.field: o.parse(values[o.parameter]) for o in options})
         except ValueError as error:
-            typer.echo(f"error: {error}", err=True)
-            raise typer.Exit(2) from None
+            raise UserError(str(error)) from error
+        if hasattr(config, "check_inputs"):
+            config.check_inputs()
         run(config)
 
     command.__signature__ = inspect.Signature([  # type: ignore[attr-defined]

@@ -6,6 +6,8 @@ from typing import Any
 
 import torch
 
+from sparse_rlvr.core.errors import UserError
+
 
 def pick_device() -> torch.device:
     """CUDA when available, else CPU."""
@@ -29,9 +31,15 @@ def load_model(path: str, dtype: torch.dtype, device: torch.device) -> Any:
 
 
 def load_tokenizer(path: str) -> Any:
+    """The checkpoint's tokenizer; a directory without one, or a hub id that cannot be fetched, is a UserError."""
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(path)
+    try:
+        return AutoTokenizer.from_pretrained(path)
+    except OSError as error:  # transformers' "not a local folder and not a valid model identifier", no network, ...
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise UserError(f"could not load a tokenizer from {path!r} ({first}); give a checkpoint directory with "
+                        "config.json and tokenizer files, or a hub id this machine can download") from error
 
 
 def check_same_tokenizer(base: Any, policy: Any, base_name: str, policy_name: str) -> None:
@@ -39,14 +47,14 @@ def check_same_tokenizer(base: Any, policy: Any, base_name: str, policy_name: st
     if base.get_vocab() != policy.get_vocab():
         only_base = len(set(base.get_vocab()) - set(policy.get_vocab()))
         only_policy = len(set(policy.get_vocab()) - set(base.get_vocab()))
-        raise ValueError(
+        raise UserError(
             f"{base_name} and {policy_name} have different vocabularies ({len(base)} vs {len(policy)} "
             f"tokens; {only_base} only in the base, {only_policy} only in the policy): token-level "
             "divergence needs both models to share one tokenizer"
         )
     for attribute in ("eos_token_id", "bos_token_id", "pad_token_id"):
         if getattr(base, attribute) != getattr(policy, attribute):
-            raise ValueError(
+            raise UserError(
                 f"{base_name} and {policy_name} disagree on {attribute} ({getattr(base, attribute)} vs "
                 f"{getattr(policy, attribute)}); use checkpoints saved with the same tokenizer"
             )

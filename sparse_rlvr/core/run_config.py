@@ -95,6 +95,20 @@ class RunConfig:
         if self.workers < 0:
             raise refuse(self, "workers", ">= 0", "0 runs in-process, N spreads shards over N Ray actors")
 
+    def check_inputs(self) -> list[str]:
+        """Check the models, the data file and --out before any heavy work; returns the data's columns.
+
+        Cheap (a file header, no model loading): raises `UserError` naming the option and the value.
+        A command's config extends it with its own models and columns.
+        """
+        from sparse_rlvr.core.inputs import check_model, check_out_dir, require_columns, table_columns
+
+        check_model(self.base, "--base")
+        check_out_dir(self.out, "--out")
+        columns = table_columns(self.data, "--data")
+        require_columns(columns, {self.prompt_column: "--prompt-column"}, self.data)
+        return columns
+
     def settings(self, *volatile: str) -> dict[str, Any]:
         """Every field but `out` and the `volatile` ones: what a resume must match."""
         keep = asdict(self)

@@ -9,6 +9,9 @@ from typing import Any
 
 import pandas as pd
 
+from sparse_rlvr.core.errors import MissingFileError, UserError
+from sparse_rlvr.core.inputs import require_columns
+
 
 @dataclass(frozen=True)
 class Sequence:
@@ -23,24 +26,20 @@ def read_table(path: str | Path) -> pd.DataFrame:
     """A JSONL (.jsonl/.json) or parquet file as a DataFrame, with errors that say what to fix."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"data file {path} does not exist; pass --data with a JSONL or parquet file")
+        raise MissingFileError(f"data file {path} does not exist; pass --data with a JSONL or parquet file")
     if path.suffix == ".parquet":
         return pd.read_parquet(path)
     if path.suffix in (".jsonl", ".json"):
         try:
             return pd.read_json(path, lines=path.suffix == ".jsonl")
         except ValueError as error:
-            raise ValueError(f"{path} is not valid JSON lines: {error}") from error
-    raise ValueError(f"{path}: unsupported file type {path.suffix!r}; use .jsonl, .json or .parquet")
+            raise UserError(f"{path} is not valid JSON lines: {error}") from error
+    raise UserError(f"{path}: unsupported file type {path.suffix!r}; use .jsonl, .json or .parquet")
 
 
 def require_column(table: pd.DataFrame, column: str, path: str | Path, option: str) -> None:
     """Raise naming the file, the missing column, the columns found and the option to change."""
-    if column not in table.columns:
-        raise KeyError(
-            f"{path} has no column {column!r} (columns found: {', '.join(map(str, table.columns))}); "
-            f"name the right one with {option}"
-        )
+    require_columns([str(c) for c in table.columns], {column: option}, path)
 
 
 def prompt_ids(tokenizer: Any, prompt: Any, chat_template: bool) -> list[int]:
@@ -56,7 +55,7 @@ def prompt_ids(tokenizer: Any, prompt: Any, chat_template: bool) -> list[int]:
         return tokenizer(prompt, add_special_tokens=False)["input_ids"]
     messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else [dict(m) for m in prompt]
     if not tokenizer.chat_template:
-        raise ValueError("prompts are chat messages but the tokenizer has no chat template; give text prompts")
+        raise UserError("prompts are chat messages but the tokenizer has no chat template; give text prompts")
     ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
     return list(ids["input_ids"] if isinstance(ids, dict) or hasattr(ids, "keys") else ids)
 
@@ -77,3 +76,18 @@ def plain(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: plain(v) for k, v in value.items()}
     return value
+
+
+def check_prompts(prompts: list[Any], path: str | Path, option: str) -> None:
+    """Each prompt is text, a list of token ids or a chat list of {"role", "content"}; else name the row and type."""
+    for row, prompt in enumerate(prompts):
+        if isinstance(prompt, str) and prompt:
+            continue
+        if isinstance(prompt, list) and prompt and (
+            all(isinstance(t, int) for t in prompt) or all(isinstance(m, dict) and "content" in m for m in prompt)
+        ):
+            continue
+        raise UserError(
+            f"{path} row {row}: the prompt is {type(prompt).__name__} {str(prompt)[:60]!r}, not text, token ids or "
+            f"chat messages; name the prompt column with {option}"
+        )

@@ -9,6 +9,8 @@ from sparse_rlvr.core.run_config import RunConfig, option, redefine, refuse
 
 DIRECTIONS = ("forward", "reverse")
 SWITCH_RULES = ("js-threshold", "top-budget", "entropy")
+AUTO_ANSWER_COLUMNS = ("ground_truth", "answer", "solution")
+"""Where --answer-column auto looks for the ground truth after verl's reward_model.ground_truth, in order."""
 
 
 @dataclass(kw_only=True)
@@ -54,6 +56,20 @@ class CrossSampleConfig(RunConfig):
             raise refuse(self, "budgets", "fractions in [0, 1]", "e.g. 0.02,0.05,0.1")
         if any(t < 0 for t in self.thresholds):
             raise refuse(self, "thresholds", "entropies >= 0 (nats)", "e.g. 1,2")
+
+    def check_inputs(self) -> list[str]:
+        """The shared checks, --policy, and the ground-truth column (the one named, or one auto finds)."""
+        from sparse_rlvr.core.errors import MissingColumnError
+        from sparse_rlvr.core.inputs import check_model, require_columns
+
+        columns = super().check_inputs()
+        check_model(self.policy, "--policy")
+        if self.answer_column != "auto":
+            require_columns(columns, {self.answer_column: "--answer-column"}, self.data)
+        elif not {"reward_model", *AUTO_ANSWER_COLUMNS} & set(columns):
+            raise MissingColumnError(f"{self.data} has no ground truth (columns found: {', '.join(columns)}); "
+                                     "name it with --answer-column")
+        return columns
 
     def fingerprint(self) -> dict:
         """Settings that change the responses (a resume must match them; new eps values may be added)."""

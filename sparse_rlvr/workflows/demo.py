@@ -31,6 +31,7 @@ def demo(
     alpha: Annotated[float, typer.Option(help="Sigmoid slope: > 0 boosts high-JS tokens, < 0 low-JS ones.")] = 20.0,
 ) -> None:
     """Tiny divergence-weighted GRPO through verl on CPU; prints the token-shift metrics it logged."""
+    check_demo_options(out, steps, scale)
     from rich.console import Console
     from rich.markup import escape
 
@@ -63,6 +64,18 @@ def demo(
         console.print(f"token heatmaps of the last step (hover a token): {heatmaps}")
     if wandb_runs:
         console.print(f"offline W&B run: {wandb_runs[-1]}  (upload with: wandb sync {wandb_runs[-1]})")
+
+
+def check_demo_options(out: Path, steps: int, scale: float) -> None:
+    """Refuse bad options in a second, before the tiny model is built and verl starts."""
+    from sparse_rlvr.core.errors import UserError
+    from sparse_rlvr.core.inputs import check_out_dir
+
+    check_out_dir(out, "--out")
+    if steps < 1:
+        raise UserError(f"--steps must be >= 1, got {steps}; the demo needs at least one GRPO step")
+    if not 0 <= scale <= 2:
+        raise UserError(f"--scale must be in [0, 2] (0 = plain GRPO), got {scale:g}; the paper's runs use 1")
 
 
 def _print_metrics(console, records: list[dict], wall_s: float) -> None:

@@ -20,6 +20,15 @@ def demo(
     """Tiny base vs perturbed 'policy': a token-level JS table, then `sparse-rlvr shift` with its report."""
     from rich.console import Console
 
+    from sparse_rlvr.core.errors import UserError
+    from sparse_rlvr.core.inputs import check_out_dir
+
+    check_out_dir(out, "--out")
+    if top < 1:
+        raise UserError(f"--top must be >= 1, got {top}; it is how many tokens the table shows")
+    if shift < 0:
+        raise UserError(f"--shift must be >= 0 (0 = identical models), got {shift:g}")
+
     from sparse_rlvr.analysis.config import ShiftConfig
     from sparse_rlvr.analysis.console import print_summary
     from sparse_rlvr.analysis.runner import run_shift

@@ -134,4 +134,11 @@ def make_tiny(
     Everything the tiny CPU recipes need on a fresh machine; point them at it with
     SPARSE_RLVR_TINY_DIR=OUT_DIR. Takes about a second.
     """
+    from sparse_rlvr.core.errors import UserError
+    from sparse_rlvr.core.inputs import check_out_dir
+
+    check_out_dir(out_dir, "OUT_DIR")
+    for name, value in (("--train-rows", train_rows), ("--test-rows", test_rows)):
+        if value < 1:
+            raise UserError(f"{name} must be >= 1, got {value}; verl needs at least one row in each file")
     typer.echo(make_tiny_assets(out_dir, train_rows=train_rows, test_rows=test_rows, seed=seed))
