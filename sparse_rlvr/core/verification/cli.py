@@ -16,7 +16,19 @@ def _read(path: Path) -> list[dict]:
         return pd.read_parquet(path).to_dict("records")
     import json
 
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    from sparse_rlvr.core.errors import UserError
+
+    rows = []
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError as error:
+            raise UserError(f"{path}:{number}: not valid JSON ({error.msg}); expected one JSON object per line") from None
+        if not isinstance(rows[-1], dict):
+            raise UserError(f"{path}:{number}: expected a JSON object (one row per line), got {type(rows[-1]).__name__}")
+    return rows
 
 
 def _write(rows: list[dict], path: Path) -> None:
@@ -38,6 +50,25 @@ def _gold(row: dict, column: str) -> object:
     return value
 
 
+def _check_input(file: Path, rows: list[dict], response_column: str, answer_column: str, output: Path) -> None:
+    """Refuse, before grading, what would grade every row as an error (a silent 0): no rows, a missing column."""
+    from sparse_rlvr.core.errors import UserError
+    from sparse_rlvr.core.inputs import require_columns
+
+    if not rows:
+        raise UserError(f"{file} has no rows; give a file with one response per row")
+    columns = list(dict.fromkeys(key for row in rows[:1000] for key in row))
+    require_columns(columns, {response_column: "--response-column"}, file)
+    require_columns(columns, {answer_column.split(".")[0]: "--answer-column"}, file)
+    if all(_gold(row, answer_column) is None for row in rows):
+        raise UserError(f"{file}: no row has a gold answer at {answer_column!r} (columns found: {', '.join(columns)}); "
+                        "name it with --answer-column, e.g. reward_model.ground_truth")
+    if output.is_dir():
+        raise UserError(f"--output {output} is a directory; give a file path such as {output / file.name}")
+    if not output.parent.is_dir():
+        raise UserError(f"--output {output}: directory {output.parent} does not exist; create it or give another path")
+
+
 def grade(
     file: Annotated[Path, typer.Argument(help="JSONL or parquet file with one response per row.", exists=True)],
     response_column: Annotated[str, typer.Option(help="Column holding the model's response text.")] = "response",
@@ -57,9 +88,18 @@ def grade(
 
     from sparse_rlvr.core.verification.math import MathRewardConfig, score_batch
 
-    config = MathRewardConfig(deadline_s=deadline_s, num_workers=workers)
-    rows = _read(file)
+    from sparse_rlvr.core.errors import UserError, check_not_all_failed
+    from sparse_rlvr.core.inputs import check_table_file
+
+    if chunk < 1:
+        raise UserError(f"--chunk must be >= 1, got {chunk}; it is the rows graded per progress step")
+    try:
+        config = MathRewardConfig(deadline_s=deadline_s, num_workers=workers)
+    except ValueError as error:
+        raise UserError(f"{error} (--deadline-s, --workers)") from error
+    rows = _read(check_table_file(file, "FILE"))
     out = output or file.with_name(f"{file.stem}.graded{file.suffix}")
+    _check_input(file, rows, response_column, answer_column, out)
     with Progress() as progress:
         task = progress.add_task("grading", total=len(rows))
         for start in range(0, len(rows), chunk):
@@ -71,4 +111,8 @@ def grade(
     _write(rows, out)
     reasons = Counter(r["grade_reason"] for r in rows)
     accuracy = sum(r["grade_acc"] for r in rows) / max(len(rows), 1)
+    for reason, fix in (("error", f"check that --response-column {response_column} holds response text and "
+                                  f"--answer-column {answer_column} the gold answers"),
+                        ("timeout", f"raise --deadline-s (now {deadline_s:g})")):
+        check_not_all_failed([r["grade_reason"] for r in rows], reason, f"that is no accuracy; {fix} (rows written to {out})")
     Console().print(f"graded {len(rows)} rows -> {out}\naccuracy {accuracy:.4f}  reasons {dict(reasons)}")
