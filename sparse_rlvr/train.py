@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sys
 
+from sparse_rlvr.core.errors import run_reporting_user_errors
 from sparse_rlvr.training.verl_glue.launch import DEFAULT_CONFIG, train
 
 
@@ -35,4 +36,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_reporting_user_errors(main)

@@ -36,6 +36,7 @@ from typing import Annotated, Callable, Optional, Sequence
 
 import typer
 
+from sparse_rlvr.core.errors import UserError
 from sparse_rlvr.core.run_files import atomic_write
 
 WEIGHTING_KEYS = ("scale", "alpha", "source", "mask", "rho")
@@ -373,9 +374,8 @@ def ablate_command(
         typer.echo(f"sweep {sweep}: {len(runs)} runs of {config_name}; manifest {path}")
         result = run_sweep(config_name, runs, sweep=sweep, name_prefix=prefix, manifest_path=path,
                            extra_overrides=list(overrides or []), dry_run=dry_run, keep_going=keep_going, echo=typer.echo)
-    except ValueError as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(2) from None
+    except ValueError as error:  # printed as `error: ...`, exit 2, by the entry point (core.errors)
+        raise UserError(str(error)) from error
     except SweepFailed as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(1) from None

@@ -44,6 +44,7 @@ from typing import Annotated, Any
 
 import typer
 
+from sparse_rlvr.core.errors import UserError
 from sparse_rlvr.core.run_files import atomic_write_with
 
 DAPO_PREFIX = (
@@ -490,7 +491,6 @@ def prepare_data_command(
     """
     try:
         report = prepare(dataset, inputs, output)
-    except (ValueError, FileNotFoundError, RuntimeError) as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(2) from None
+    except (ValueError, FileNotFoundError, RuntimeError) as error:  # printed as `error: ...`, exit 2 (core.errors)
+        raise UserError(str(error)) from error
     typer.echo(report.summary())

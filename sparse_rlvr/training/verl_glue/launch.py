@@ -32,12 +32,23 @@ GPU_ONLY_ROLLOUTS = {"vllm", "sglang", "trtllm"}
 
 
 def compose(config_name: str, overrides: list[str], config_dir: Path = RECIPES_DIR):
-    """The recipe's full verl config (Hydra compose, like ``main_ppo`` would build it)."""
+    """The recipe's full verl config (Hydra compose, like ``main_ppo`` would build it).
+
+    A misspelt key, an unknown recipe or a malformed override raises ``UserError`` naming the
+    nearest valid key or recipe (``training.config_keys``), instead of Hydra's bare message.
+    """
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
+    from hydra.errors import HydraException
 
-    with initialize_config_dir(config_dir=str(config_dir), version_base=None):
-        return hydra_compose(config_name=config_name, overrides=overrides)
+    from sparse_rlvr.training.config_keys import explain
+
+    try:
+        with initialize_config_dir(config_dir=str(config_dir), version_base=None):
+            return hydra_compose(config_name=config_name, overrides=overrides)
+    except HydraException as error:
+        raise explain(error, config_name, overrides, config_dir,
+                      lambda name, extra: compose(name, extra, config_dir)) from error
 
 
 def check_cpu_config(config) -> None:
@@ -93,10 +104,18 @@ def _default_reference_batching(config) -> None:
 
 def train(config_name: str, overrides: list[str]) -> None:
     """Run verl's trainer on the recipe with sparse_rlvr's TaskRunner; CPU recipes get the CPU platform."""
+    from sparse_rlvr.core.errors import UserError
+    from sparse_rlvr.training.run_inputs import check_run_inputs
+
     config = compose(config_name, overrides)
-    plugin = pass_plugin_env(config)
+    try:  # the config's own checks: a bad value is the user's to fix, said in one line before Ray or verl start
+        plugin = pass_plugin_env(config)
+        if config.trainer.device == "cpu":
+            check_cpu_config(config)
+        check_run_inputs(config)
+    except ValueError as error:
+        raise UserError(f"recipe {config_name}: {error}") from error
     if config.trainer.device == "cpu":
-        check_cpu_config(config)
         os.environ["SPARSE_RLVR_DEVICE"] = "cpu"
         os.environ.setdefault("VERL_USE_EXTERNAL_MODULES", "sparse_rlvr.training.verl_glue.registered_backends")
     from sparse_rlvr.training.verl_glue.registered_backends import register_training_components
@@ -113,5 +132,8 @@ def train(config_name: str, overrides: list[str]) -> None:
     use_reference = need_reference_policy(config) or plugin.enable
     if plugin.enable and not need_reference_policy(config):
         _default_reference_batching(config)
-    validate_config(config=config, use_reference_policy=use_reference, use_critic=need_critic(config))
+    try:
+        validate_config(config=config, use_reference_policy=use_reference, use_critic=need_critic(config))
+    except (ValueError, AssertionError) as error:  # verl's own config checks (batch sizes, strategies)
+        raise UserError(f"recipe {config_name}: verl's config check failed: {error}; fix the override") from error
     run_ppo(config, task_runner_class=TokenShiftTaskRunner)
