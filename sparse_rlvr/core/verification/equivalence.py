@@ -64,13 +64,25 @@ def _parse_whole(latex: str) -> object:
     from math_verify.parser import parse_latex_cached
 
     normalized = normalize_latex(latex, _normalization())
-    if not normalized or _AMBIGUOUS.search(normalized):
+    if not normalized or _AMBIGUOUS.search(normalized) or _is_prose(normalized):
         return _UNPARSED
     try:
         value = parse_latex_cached(normalized)
     except Exception:
         return _UNPARSED
     return _UNPARSED if _undefined(value) else value
+
+
+_WORD = re.compile(r"(?<![\\A-Za-z])[A-Za-z]{3,}")
+_FUNCTIONS = {"sin", "cos", "tan", "sec", "csc", "cot", "sinh", "cosh", "tanh", "arcsin", "arccos", "arctan",
+              "log", "exp", "sqrt", "max", "min", "gcd", "lcm", "mod", "det", "infty"}
+
+
+def _is_prose(latex: str) -> bool:
+    """Whether an answer is a sentence ("The largest $n$ is 34"): two or more plain words outside
+    ``\\text{}``. latex2sympy would read it as a product of letters; it is no answer."""
+    words = _WORD.findall(re.sub(r"\\(?:text|mathrm|mbox)\s*\{[^{}]*\}", " ", latex))
+    return sum(w.lower() not in _FUNCTIONS for w in words) >= 2
 
 
 def _undefined(value: object) -> bool:
@@ -245,6 +257,8 @@ def single_equal(gold: str, pred: str, tolerance: float, options: dict[str, str]
     decided = _decimal_policy(golds[0], preds[0], tolerance)
     if decided is not None:
         return decided
+    if len(golds) == 2 and len(preds) == 2:  # two inequalities: their intervals decide
+        return mv_equal(golds[1], preds[1], tolerance)
     if any(mv_equal(g, p, tolerance) for g in golds for p in preds):
         return True
     raw_g, raw_p = gold.strip().strip("$"), pred.strip().strip("$")  # equations keep their "y ="
