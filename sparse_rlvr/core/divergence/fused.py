@@ -3,16 +3,21 @@
 `chunk_statistics` is plain tensor code; `run_compiled` hands it to torch.compile (inductor:
 vectorised C++ loops that give each thread whole rows on CPU, Triton kernels on CUDA), once per
 (rows, V, strides, dtype, device, top_k). Nothing of size [rows, V] is written to memory: the
-logits are read, upcast and reduced on the fly, in three passes over each row (block maxima,
-exp sums, everything else), and the top-k runs on a few blocks of candidates (topk.py).
+logits are read, upcast and reduced on the fly in three passes over each row (block maxima;
+exp sums, entropies, KLs; JS and rank), keeping only e^a and e^b as [C, V] float32 buffers
+between passes 2 and 3; the top-k runs on a few blocks of candidates (topk.py).
 
 Notation as in exact.py: x, y = base and policy logits / T; p = softmax(x), q = softmax(y);
-lp, lq their logs; d = lq - lp. JS uses the same cancellation-free form, summed as one
+lp, lq their logs; d = lq - lp. JS uses exact.py's cancellation-free form, summed as one
 non-negative term per token, so no two row sums cancel:
 
     JS = 1/2 * sum_v [ (p + q) u - p * relu(d) - q * relu(-d) ],  u = log1p(tanh(|d| / 2))
 
-Identical rows give d = 0 exactly, hence JS = KL = 0 exactly. Rows with -inf (masked) logits,
+Entropies and KLs come from unnormalised sums (a = x - max x, S_a = sum e^a, all sums in float64):
+
+    H(p) = log S_a - sum(e^a a) / S_a,   KL(p||q) = sum(e^a (a - b)) / S_a + log S_b - log S_a
+
+Identical rows give d = 0 and a = b exactly, hence JS = KL = 0 exactly. Rows with -inf (masked) logits,
 NaN or +inf give a non-finite entropy here; exact.py recomputes those chunks on the eager path.
 """
 
@@ -54,16 +59,20 @@ def chunk_statistics(
     a = (base.float() - base_max.float()) * inverse_t
     b = (policy.float() - policy_max.float()) * inverse_t
     ea, eb = torch.exp(a), torch.exp(b)
-    sum_a, sum_b = _rowsum(ea), _rowsum(eb)  # float64
+    # pass 2: every sum that needs only e^a, e^b (accumulated in float64; see _rowsum)
+    sum_a, sum_b = _rowsum(ea), _rowsum(eb)
     log_sum_a, log_sum_b = sum_a.log(), sum_b.log()
-    # d = lq - lp = (b - a) - (log S_b - log S_a): exactly 0 for identical rows
+    # H(p) = log S_a - sum(e^a a) / S_a; KL(p||q) = sum(e^a (a - b)) / S_a + log S_b - log S_a:
+    # no float32 normaliser enters a sum, and identical rows give exactly 0
+    base_entropy, policy_entropy = log_sum_a - _rowsum(ea * a) / sum_a, log_sum_b - _rowsum(eb * b) / sum_b
+    kl_pq = _rowsum(ea * (a - b)) / sum_a + (log_sum_b - log_sum_a)
+    kl_qp = _rowsum(eb * (b - a)) / sum_b + (log_sum_a - log_sum_b)
+    # pass 3, JS in exact.py's form; inductor keeps e^a, e^b from pass 2 in [C, V] buffers, so
+    # p and q cost a multiply each (note: its vectorised expm1 is exp - 1, so none is used here)
     d = (b - a) - (log_sum_b - log_sum_a).float()
     p, q = ea * (1.0 / sum_a).float(), eb * (1.0 / sum_b).float()
     u = torch.log1p(torch.tanh(d.abs() * 0.5))  # ln 2 - log1p(exp(-|d|)), exact for tiny |d|
     js = 0.5 * _rowsum((p + q) * u - p * d.clamp_min(0.0) + q * d.clamp_max(0.0))  # every term >= 0
-    kl_pq, kl_qp = -_rowsum(ea * d) / sum_a, _rowsum(eb * d) / sum_b
-    # H(p) = log S_a - sum(e^a * a) / S_a: no float32 normaliser enters the sum
-    base_entropy, policy_entropy = log_sum_a - _rowsum(ea * a) / sum_a, log_sum_b - _rowsum(eb * b) / sum_b
     policy_top1 = policy_top[:, :1]
     at_top1 = base.gather(1, policy_top1)
     rank = (base > at_top1).sum(-1) + 1  # on the raw logits: exactly the order of the float64 reference
@@ -89,21 +98,14 @@ def chunk_statistics(
     )
 
 
-def _rowsum(x: torch.Tensor, block: int = 128) -> torch.Tensor:
-    """[C, V] float32 -> [C, 1] float64 row sums, with no float32 running sum over all of V.
+def _rowsum(x: torch.Tensor) -> torch.Tensor:
+    """[C, V] float32 terms -> [C, 1] row sums accumulated in float64.
 
-    On CPU in two levels (float32 sums of 128 columns, then those partial sums in float64):
-    ~15% faster than converting every term (measured), and as accurate at V = 152k (errors
-    ~1e-8, where one float32 running sum errs by ~2e-5); on GPUs every term is summed in float64.
+    One float32 running sum over V = 152k errs by ~2e-5 (measured); float64 accumulation keeps
+    the sums exact to the terms' own rounding. (A two-level float32-then-float64 sum was no
+    faster once inductor stopped fusing it: it wrote e^a and e^b out as [C, V] buffers.)
     """
-    rows, vocab = x.shape
-    blocks = vocab // block
-    if x.device.type != "cpu" or blocks == 0:
-        return x.sum(-1, keepdim=True, dtype=torch.float64)
-    total = x[:, : blocks * block].reshape(rows, blocks, block).sum(-1).sum(-1, keepdim=True, dtype=torch.float64)
-    if vocab > blocks * block:
-        total = total + x[:, blocks * block :].sum(-1, keepdim=True, dtype=torch.float64)
-    return total
+    return x.sum(-1, keepdim=True, dtype=torch.float64)
 
 
 def topk_overlap(base_top: torch.Tensor, policy_top: torch.Tensor, top_k: int) -> torch.Tensor:
@@ -163,5 +165,5 @@ def _compile_for(key: tuple) -> Callable:
     source = chunk_statistics
     code = source.__code__.replace(co_name=f"chunk_statistics_{len(_compiled)}")
     fresh = types.FunctionType(code, source.__globals__, code.co_name, source.__defaults__, source.__closure__)
-    # realize_reads_threshold: recompute exp(a) in each pass rather than store a [C, V] buffer (faster, measured)
-    return torch.compile(fresh, dynamic=False, fullgraph=True, options={"realize_reads_threshold": 64})
+    # tanh must stay Sleef's: the decomposed 2 / (1 + exp(-2x)) - 1 loses tiny |d| (JS ~ d^2)
+    return torch.compile(fresh, dynamic=False, fullgraph=True, options={"cpp.use_decompose_tanh": False})
