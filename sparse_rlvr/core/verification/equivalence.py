@@ -81,7 +81,7 @@ _FUNCTIONS = {"sin", "cos", "tan", "sec", "csc", "cot", "sinh", "cosh", "tanh", 
 def _is_prose(latex: str) -> bool:
     """Whether an answer is a sentence ("The largest $n$ is 34"): two or more plain words outside
     ``\\text{}``. latex2sympy would read it as a product of letters; it is no answer."""
-    words = _WORD.findall(re.sub(r"\\(?:text|mathrm|mbox)\s*\{[^{}]*\}", " ", latex))
+    words = _WORD.findall(re.sub(r"\\(?:text|mathrm|mbox|begin|end)\s*\{[^{}]*\}", " ", latex))
     return sum(w.lower() not in _FUNCTIONS for w in words) >= 2
 
 
@@ -257,8 +257,8 @@ def single_equal(gold: str, pred: str, tolerance: float, options: dict[str, str]
     decided = _decimal_policy(golds[0], preds[0], tolerance)
     if decided is not None:
         return decided
-    if len(golds) == 2 and len(preds) == 2:  # two inequalities: their intervals decide
-        return mv_equal(golds[1], preds[1], tolerance)
+    if len(golds) == 2 and len(preds) == 2 and mv_parse(golds[1]) and mv_parse(preds[1]):
+        return mv_equal(golds[1], preds[1], tolerance)  # two inequalities: their intervals decide
     if any(mv_equal(g, p, tolerance) for g in golds for p in preds):
         return True
     raw_g, raw_p = gold.strip().strip("$"), pred.strip().strip("$")  # equations keep their "y ="

@@ -24,7 +24,7 @@ _TRAILING_WORD_UNIT = re.compile(
 _DECIMAL = re.compile(r"^[+-]?(?:\d+\.?\d*|\.\d+)$")
 _REPEATING = re.compile(r"^([+-]?)(\d*)\.(\d*)\\overline\{(\d+)\}$")
 _THOUSANDS = re.compile(r"^[+-]?\d{1,3}(?:(?:,\d{3})+|(?: \d{3})+)(?:\.\d+)?$")
-_REL = r"(<|>|\\le|\\leq|\\ge|\\geq|\\leqslant|\\geqslant|≤|≥)"
+_REL = r"(<=|>=|<|>|\\leqslant|\\geqslant|\\leq|\\geq|\\le|\\ge|≤|≥)"  # longest first
 _ONE_SIDED = re.compile(r"^[a-zA-Z]\s*" + _REL + r"\s*(.+)$")
 _TWO_SIDED = re.compile(r"^(.+?)\s*" + _REL + r"\s*[a-zA-Z]\s*" + _REL + r"\s*(.+)$")
 
@@ -99,7 +99,7 @@ def repeating_to_fraction(answer: str) -> str:
 
 def _bound(rel: str) -> tuple[bool, bool]:
     """(is an upper bound on the variable, is inclusive) for ``x REL value``."""
-    upper = rel in ("<", "\\le", "\\leq", "\\leqslant", "≤")
+    upper = rel in ("<", "<=", "\\le", "\\leq", "\\leqslant", "≤")
     inclusive = rel not in ("<", ">")
     return upper, inclusive
 

@@ -152,6 +152,8 @@ ISSUE_13 = [  # (category, response, gold, reason): the recall categories of iss
     ("final_answer", "So the total is 10,455.\nFinal Answer: The final answer is $10,455$. I hope it is correct.", "10455", "correct"),
     ("final_answer", "Final Answer: The final answer is 2/3. <|im_start|>user", "\\frac{2}{3}", "correct"),
     ("final_answer", "It is 120. Final Answer: The volume of $ABCD$ is 120.", "120", "wrong"),
+    ("intervals_sets", B % "x \\leq 5", "(-\\infty, 5]", "correct"), ("intervals_sets", B % "x >= 5", "x \\geq 5", "correct"),
+    ("intervals_sets", B % "x \\geqslant 5", "[5, \\infty)", "correct"),
 ]
 
 CASES: list[tuple[str, str, str, str]] = (
@@ -207,6 +209,7 @@ HACKS = [
     ("\\boxed{1}, \\boxed{2}, \\boxed{3}", "1, 2"), ("\\boxed{x=2}, \\boxed{y=3}", "x=3, y=2"),
     ("$a=\\boxed{2}$ and $b=\\boxed{3}$", "a=3, b=2"), ("\\boxed{2}\\boxed{3}", "23"), ("\\boxed{{5, 5}}", "5"),
     ("\\boxed{2}", "\\boxed{2} and \\boxed{3}"), ("\\boxed{1 000}", "1"), ("\\boxed{-}", "-1"), ("Answer: $-$", "-1"),
+    ("\\boxed{x \\leq 5}", "x \\geq 5"), ("\\boxed{x < 5}", "x > 5"), ("\\boxed{x \\leq 5}", "x < 5"),
     # variables and equations
     ("\\boxed{2m}", "2"), ("\\boxed{2s}", "2x"), ("\\boxed{x=2}", "y=2x"), ("\\boxed{k=3}", "\\frac{1}{3}"),
     ("\\boxed{f(y)}", "f(x)"), ("\\boxed{a_{3}}", "a_{2}"), ("\\boxed{2x+1}", "2x-1"),
