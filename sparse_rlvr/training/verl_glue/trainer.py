@@ -52,6 +52,8 @@ SOURCE_FIELD = {"js": "token_shift_js", "kl_ref": "token_shift_kl_policy_base", 
 """sparse_rlvr.weighting.source -> the per-token field it weights by."""
 RESPONSE_SUFFIX = "_response"
 """The single pass returns whole sequences; the trainer files the response part under key + this."""
+REPLAY_POLL_S = 0.1
+"""How often the trainer looks for finished rollouts (verl: 2 s)."""
 PLUGIN_FIELDS = frozenset({REF_LOG_PROBS, *SHIFT_FIELDS, *(name + RESPONSE_SUFFIX for name in SHIFT_FIELDS)})
 """TransferQueue fields the plugin adds to a step; the actor update reads none of them."""
 
@@ -71,6 +73,9 @@ class TokenShiftTrainer(PPOTrainerSync):
         check_worker_weighting(config, self.plugin)
         self._applied_weights: dict[str, torch.Tensor] = {}
         """This step's advantage factor per TransferQueue key (response tokens), for the monitor."""
+        # verl's replay buffer checks for finished rollouts every 2 s, so every step's `gen` rounded up to
+        # whole 2 s (~1 s lost per step: half a tiny CPU step); a check is one TransferQueue metadata call
+        self.replay_buffer.poll_interval = REPLAY_POLL_S
 
     # -- workers --------------------------------------------------------------------------------
     def _init_resource_pool_mgr(self) -> None:
