@@ -8,18 +8,41 @@ A mistake in the input prints `error: <problem>; <fix>` and exits 2 (see `core.e
 from __future__ import annotations
 
 import os
+import sys
 from typing import Annotated, Any
 
 import typer
 
-from sparse_rlvr.core.errors import DEBUG_ENV, run_reporting_user_errors
+from sparse_rlvr.core.errors import DEBUG_ENV, UserError, run_reporting_user_errors
 
 
 class App(typer.Typer):
-    """Typer app whose entry point turns a `UserError` into `error: ...` and exit status 2."""
+    """Typer app whose entry point prints a `UserError` or a usage error (a missing or malformed option)
+    as one `error: ...` line and exits with status 2."""
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return run_reporting_user_errors(lambda: super(App, self).__call__(*args, **kwargs))
+        if kwargs.get("standalone_mode", True) is False:  # the caller handles click's exceptions itself
+            return super().__call__(*args, **kwargs)
+        status = run_reporting_user_errors(lambda: self._run(*args, **kwargs))
+        if status not in (None, 0):
+            sys.exit(status)
+
+    def _run(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().__call__(*args, standalone_mode=False, **kwargs)
+        except typer.Abort:
+            print("Aborted!", file=sys.stderr)
+            return 1
+        except typer.TyperException as error:  # click's usage errors, vendored by typer
+            if type(error).__name__ == "NoArgsIsHelpError":  # `sparse-rlvr` alone: the help, as before
+                from typer import rich_utils
+
+                rich_utils.rich_format_error(error)
+                return 2
+            context = getattr(error, "ctx", None)
+            where = f"; see '{context.command_path} --help'" if context is not None else ""
+            message = error.format_message() if hasattr(error, "format_message") else str(error)
+            raise UserError(message.rstrip(".") + where) from error
 
 
 app = App(
