@@ -13,7 +13,7 @@ Suites (label "correct" = positive):
    sign error labelled correct); they are corrected for every grader alike and listed.
 
 Speed: answers/s of each suite's first pass (cold caches), then warm throughput over the
-answers of all suites for ours and verl's math-verify wrapper.
+distinct answers of all suites for ours and verl's math-verify wrapper, interleaved in chunks.
 
 Graders: ours (``score_batch``, 2 workers; a test naming ``precision`` p runs with
 ``tolerance=10^-p``), math-verify called directly with each test's
@@ -259,20 +259,24 @@ def hostile_worst(deadline_s: float = 2.0) -> tuple[int, float]:
     return len(HANGS + INJECTIONS + MALFORMED), worst
 
 
-REPEAT = 1
+CHUNKS = 6
 SPEED_GRADERS = ("sparse_rlvr (batch, 2 workers)", "verl math_verify", "verl math_verify (2 threads)")
 
 
 def throughput(all_suites: list[Suite], all_graders: dict[str, Grader]) -> None:
-    """Warm answers/s over every suite's answers, REPEAT times (each grader's parse caches and
-    pools warmed by the quality pass above), and ours over verl's math-verify wrapper. REPEAT is
-    1: ours sends identical checks of one batch to a worker once, so a repeated list would
-    flatter it."""
-    rows = [r for s in all_suites if s.name != "peer (unboxed)" for r in zip(s.responses, s.golds, s.settings)]
-    rows *= REPEAT
-    responses, golds, settings = [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]
-    speeds = {name: run(Suite("all", responses, golds, [False] * len(rows), settings), all_graders[name])[1] for name in SPEED_GRADERS}
-    print(f"throughput, {len(rows)} answers (all suites x{REPEAT}, warm): "
+    """Warm answers/s over every suite's answers (each grader's caches and pools warmed by the
+    quality pass above), and ours over verl's math-verify wrapper. The answers go in CHUNKS
+    chunks, each timed for every grader in turn, so a change of load on a shared machine falls
+    on all graders alike. Distinct answers only: ours sends identical checks once."""
+    rows = list(dict.fromkeys(r for s in all_suites if s.name != "peer (unboxed)" for r in zip(s.responses, s.golds)))
+    seconds = dict.fromkeys(SPEED_GRADERS, 0.0)
+    for k in range(CHUNKS):
+        part = rows[k::CHUNKS]
+        suite = Suite("chunk", [r for r, _ in part], [g for _, g in part], [False] * len(part), [{}] * len(part))
+        for name in SPEED_GRADERS:
+            seconds[name] += len(part) / run(suite, all_graders[name])[1]
+    speeds = {name: len(rows) / t for name, t in seconds.items()}
+    print(f"throughput, {len(rows)} distinct answers (warm, {CHUNKS} interleaved chunks): "
           + ", ".join(f"{name} {speed:.1f} ans/s" for name, speed in speeds.items()))
     ours = speeds[SPEED_GRADERS[0]]
     print(f"throughput ratio ours / verl math_verify: {ours / speeds[SPEED_GRADERS[1]]:.2f}x "

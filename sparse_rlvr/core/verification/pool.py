@@ -17,6 +17,7 @@ import logging
 import multiprocessing
 import os
 import queue
+import sys
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -47,8 +48,9 @@ def _serve(conn: Any) -> None:
     _limit_memory()
     from sparse_rlvr.core.verification.equivalence import answers_equal
 
-    for gold, pred in _WARMUP:  # first use of each sympy code path is slow: pay it before "ready"
-        answers_equal(gold, pred)
+    if "sparse_rlvr.core.verification.warmup" not in sys.modules:  # forked from a cold forkserver
+        for gold, pred in _WARMUP:  # first use of each sympy code path is slow: pay it before "ready"
+            answers_equal(gold, pred)
     conn.send("ready")
     while True:
         try:
