@@ -36,9 +36,11 @@ from __future__ import annotations
 import asyncio
 import collections
 import hashlib
+import json
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Any, Optional
@@ -61,6 +63,8 @@ SERVER_NAME = "sparse_rlvr_hf_server_{replica_rank}"
 BATCH_QUIET_S = 0.05
 BATCH_MAX_WAIT_S = 1.0
 MAX_BATCH = 512
+TRACE_ENV = "SPARSE_RLVR_HF_ROLLOUT_TRACE"
+"""Set to a file path: each served batch appends a JSON line (requests, tokens, decode seconds)."""
 
 
 def require_platform_loaded() -> str:
@@ -173,11 +177,17 @@ class HFServer:
     def _serve_batch(self, batch: list[_Pending]) -> list[TokenOutput]:
         """One batch, on the batcher's thread, under the model lock (no weight sync or sleep meanwhile)."""
         with self.lock:
+            started = time.perf_counter()
             abort_epoch = self.abort_epoch
             requests = [self._decode_request(pending) for pending in batch]  # arrival order: k-th request per prompt
             results = decode_batch(self.model, requests, pad_id=self.pad_id,
                                    should_stop=lambda: self.abort_epoch != abort_epoch)
             fields = {"global_steps": self.global_steps, "weight_version": self.weight_version}
+        if TRACE_ENV in os.environ:  # one JSON line per batch (benchmarks/rollout.py reads them)
+            with open(os.environ[TRACE_ENV], "a") as trace:
+                trace.write(json.dumps({"time": time.time(), "requests": len(batch), "weight_version": fields["weight_version"],
+                                        "tokens": sum(len(r.token_ids) for r in results),
+                                        "decode_s": round(time.perf_counter() - started, 4)}) + "\n")
         return [
             TokenOutput(token_ids=result.token_ids,
                         log_probs=result.log_probs if pending.sampling_params.get("logprobs") else None,
