@@ -172,7 +172,8 @@ class TokenShiftTrainer(PPOTrainerSync):
         chosen = None
         if monitor.logging_board_dir:  # the dump needs every response
             samples = step_samples(batch, step, self.tokenizer)
-            write_logging_board_step(monitor.logging_board_dir, global_steps, samples)
+            write_logging_board_step(monitor.logging_board_dir, global_steps, samples,
+                                     experiment=self.config.trainer.experiment_name)
             chosen = pick_samples(samples, monitor.heatmap_samples, seed=global_steps) if heatmaps else None
         elif heatmaps:
             rows = pick_rows(step, monitor.heatmap_samples, seed=global_steps)
@@ -259,7 +260,8 @@ def pick_rows(step: dict[str, torch.Tensor], k: int, seed: int) -> list[int]:
     return [next(i for i, p in enumerate(previews) if p is c) for c in chosen]
 
 
-SAMPLE_FIELDS = ["prompts", "responses", "old_log_probs", "ref_log_prob", "entropy", "advantages", "rm_scores", "uid"]
+SAMPLE_FIELDS = ["prompts", "responses", "old_log_probs", "ref_log_prob", "entropy", "advantages", "rm_scores", "uid", "reward_model"]
+"""What a ShiftSample needs from TransferQueue (a missing field, e.g. reward_model in a run without it, is skipped)."""
 
 
 def step_samples(batch: KVBatchMeta, step: dict[str, torch.Tensor], tokenizer: Any, rows: list[int] | None = None) -> list[ShiftSample]:
@@ -280,6 +282,8 @@ def build_samples(data: TensorDict, step_rows: dict[str, torch.Tensor], tokenize
     """One ShiftSample per row of `data` (as TransferQueue returns SAMPLE_FIELDS): tokens, probabilities,
     JS and applied weights (`step_rows`, the same rows), advantages, reward."""
     uids = data.pop("uid").tolist() if "uid" in data.keys() else [str(i) for i in range(len(data))]
+    infos = data.pop("reward_model").tolist() if "reward_model" in data.keys() else [None] * len(uids)
+    truths = [_ground_truth(info) for info in infos]
     prompts, responses = data.pop("prompts"), data.pop("responses")
     data = data.to_padded_tensor()
     samples = []
@@ -302,9 +306,16 @@ def build_samples(data: TensorDict, step_rows: dict[str, torch.Tensor], tokenize
                 advantages=per_token(data["advantages"]),
                 weights=step_rows["weights"][row][:n].tolist() if "weights" in step_rows else None,
                 prompt_ids=prompts[row].tolist(),
+                ground_truth=truths[row],
             )
         )
     return samples
+
+
+def _ground_truth(reward_model: Any) -> str | None:
+    """verl's per-sample ``reward_model`` entry ({"ground_truth": ..., "style": ...}) -> the answer as text."""
+    truth = reward_model.get("ground_truth") if isinstance(reward_model, dict) else None
+    return None if truth is None else str(truth)
 
 
 @ray.remote

@@ -17,6 +17,7 @@ from verl.trainer.ppo import core_algos
 from verl.trainer.ppo.ray_trainer import compute_advantage
 
 from sparse_rlvr.training.config import PluginConfig
+from sparse_rlvr.training.monitor.logging_board import read_logging_board
 from sparse_rlvr.training.monitor.metrics import token_shift_metrics
 from sparse_rlvr.training.monitor.samples import pick_samples
 from sparse_rlvr.training.verl_glue.launch import compose
@@ -65,6 +66,7 @@ def step(transfer_queue):
     rows |= {name + RESPONSE_SUFFIX: [torch.rand(n, generator=g) * 0.1 for n in LENGTHS] for name in SHIFT_FIELDS}
     fields = TensorDict({name: nested(values) for name, values in rows.items()}, batch_size=len(keys))
     fields["uid"] = NonTensorStack(*[uid for uid in UIDS])
+    fields["reward_model"] = NonTensorStack(*[{"ground_truth": str(n), "style": "rule"} for n in LENGTHS])
     transfer_queue.kv_batch_put(keys=keys, partition_id="train", fields=fields)
     batch = KVBatchMeta(keys=keys, partition_id="train", tags=[{}] * len(keys))
     return batch, {name: padded(values) for name, values in rows.items()}, tokenizer
@@ -155,6 +157,8 @@ def test_heatmaps_decode_only_the_responses_they_show(step, tmp_path, board):
     decoded = [sample for sample in everything if sample.prompt_ids in trainer.tokenizer.decoded]
     if board:  # the RL Logging Board dump needs every response
         assert len(decoded) == len(LENGTHS)
+        records = read_logging_board(tmp_path / "grpo_tiny_cpu")  # <board root>/<trainer.experiment_name>/
+        assert [r["ground_truth"] for r in records[3]] == [str(n) for n in LENGTHS]
     else:
         assert sorted(s.uid + str(s.prompt_ids) for s in decoded) == sorted(s.uid + str(s.prompt_ids) for s in shown)
         assert len(trainer.tokenizer.decoded) == sum(2 + len(s.tokens) for s in shown)  # prompt, response, each token
