@@ -208,6 +208,8 @@ class HFServer:
         """
         if kwargs.get("image_data") or kwargs.get("video_data"):
             raise NotImplementedError("the hf rollout serves text-only models")
+        if not prompt_ids:  # checked here: a bad request must fail alone, not the batch it would join
+            raise ValueError(f"hf rollout: request {request_id!r} has an empty prompt; send at least one prompt token")
         if self.aborted:
             return self._aborted(sampling_params)
         return await asyncio.wrap_future(self.batcher.submit(_Pending(list(prompt_ids), dict(sampling_params))))

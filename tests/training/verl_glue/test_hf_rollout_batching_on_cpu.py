@@ -195,3 +195,16 @@ def test_batcher_closes_on_quiet_gap_max_batch_and_reports_errors():
     assert batcher.submit(7).result(timeout=10) == 14  # the thread survived the error
     with pytest.raises(ValueError, match="quiet_s"):
         RequestBatcher(serve, quiet_s=1.0, max_wait_s=0.1)
+
+
+def test_a_bad_request_fails_alone(tmp_path):
+    server = make_server(tmp_path)
+
+    async def scenario():
+        return await asyncio.gather(server.generate(prompt_ids=[], sampling_params=SAMPLING, request_id="empty"),
+                                    server.generate(prompt_ids=PROMPTS[0], sampling_params=SAMPLING, request_id="ok"),
+                                    return_exceptions=True)
+
+    bad, good = asyncio.run(scenario())
+    assert isinstance(bad, ValueError) and "empty prompt" in str(bad)
+    assert good.stop_reason == "completed" and len(good.token_ids) > 0
