@@ -2,10 +2,10 @@
 
 `chunk_statistics` is plain tensor code; `run_compiled` hands it to torch.compile (inductor:
 vectorised C++ loops that give each thread whole rows on CPU, Triton kernels on CUDA), once per
-(rows, V, strides, dtype, device, top_k). Nothing of size [rows, V] is written to memory: the
-logits are read, upcast and reduced on the fly in three passes over each row (block maxima;
-exp sums, entropies, KLs; JS and rank), keeping only e^a and e^b as [C, V] float32 buffers
-between passes 2 and 3; the top-k runs on a few blocks of candidates (topk.py).
+(rows, V, strides, dtype, device, top_k). The logits are read, upcast and reduced on the fly
+in three passes over each row (block maxima; exp sums, entropies, KLs; JS and rank); the only
+[C, V] intermediates are e^a and e^b (float32), which inductor keeps between passes 2 and 3.
+The top-k runs on a few blocks of candidates (topk.py).
 
 Notation as in exact.py: x, y = base and policy logits / T; p = softmax(x), q = softmax(y);
 lp, lq their logs; d = lq - lp. JS uses exact.py's cancellation-free form, summed as one
@@ -102,8 +102,8 @@ def _rowsum(x: torch.Tensor) -> torch.Tensor:
     """[C, V] float32 terms -> [C, 1] row sums accumulated in float64.
 
     One float32 running sum over V = 152k errs by ~2e-5 (measured); float64 accumulation keeps
-    the sums exact to the terms' own rounding. (A two-level float32-then-float64 sum was no
-    faster once inductor stopped fusing it: it wrote e^a and e^b out as [C, V] buffers.)
+    the sums exact to the terms' own rounding. (A two-level float32-then-float64 sum was not
+    clearly faster on the loaded test machine, and made inductor write a third [C, V] buffer.)
     """
     return x.sum(-1, keepdim=True, dtype=torch.float64)
 
