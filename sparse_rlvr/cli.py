@@ -23,6 +23,7 @@ class App(typer.Typer):
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if kwargs.get("standalone_mode", True) is False:  # the caller handles click's exceptions itself
             return super().__call__(*args, **kwargs)
+        kwargs.pop("standalone_mode", None)
         status = run_reporting_user_errors(lambda: self._run(*args, **kwargs))
         if status not in (None, 0):
             sys.exit(status)

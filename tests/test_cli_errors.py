@@ -209,6 +209,13 @@ def test_different_tokenizers_are_one_line(files, tmp_path):
     assert not list((tmp_path / "out").glob("*/*/shard-*")), "no decoding started"
 
 
+def test_a_hub_id_that_cannot_be_fetched_is_one_line(files, tmp_path):
+    """A plausible hub id passes the cheap check; the hub's refusal (offline here) is still one line, before models load."""
+    result = sparse_rlvr("shift", *shift_args(files, tmp_path / "out", base="nosuchorg/nosuchmodel"))
+    assert_user_error(result, "nosuchorg/nosuchmodel", "could not load a tokenizer")
+    assert not (tmp_path / "out").exists()
+
+
 def test_debug_shows_the_traceback_of_a_user_error(files):
     for args, env in ((["--debug", "demo", "--out", files / "a_file"], ENV),
                       (["demo", "--out", files / "a_file"], ENV | {"SPARSE_RLVR_DEBUG": "1"})):
