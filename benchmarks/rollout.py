@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -114,7 +115,8 @@ def step_times(records: list[dict]) -> dict[str, object]:
     steps = [round(r["data"]["timing_s/step"], 2) for r in records]
     gens = [round(r["data"]["timing_s/gen"], 2) for r in records]
     later = steps[1:]
-    return {"step_s": steps, "gen_s": gens, "first_step_s": steps[0], "later_mean_s": round(sum(later) / len(later), 3)}
+    return {"step_s": steps, "gen_s": gens, "first_step_s": steps[0], "later_mean_s": round(sum(later) / len(later), 3),
+            "later_median_s": round(statistics.median(later), 3)}
 
 
 def _worktree(commit: str) -> Path:
