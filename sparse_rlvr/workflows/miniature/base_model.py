@@ -3,8 +3,10 @@
 Supervised next-token training on chat-formatted prompts, loss on response tokens (and EOS) only.
 On fork prompts the target is the left-to-right (wrong) response with probability `wrong_share`
 (default 1/2), the precedence response otherwise; on plain prompts the two coincide. The model so
-learns the format and the arithmetic reliably and is unsure only at the planted forks: sampled
-accuracy ~0.75 overall, ~0.5 on fork prompts whose strategies disagree — room for RL to improve.
+learns the format and the arithmetic reliably and is unsure only at the planted forks: the target
+is sampled accuracy ~0.75 overall, ~0.5 on fork prompts whose strategies disagree (room for RL),
+asserted by the slow test. Measured so far: 900 steps x 32 sequences reached loss 0.10, format 0.99
+but accuracy 0.40 (arithmetic not yet reliable), so the defaults train ~4x as many sequences.
 Deterministic given the seed (one CPU process).
 """
 
@@ -38,7 +40,7 @@ class BaseModelConfig:
                                                         ">= 32 (vLLM's CPU backend takes 32, 64, 80, ...)."})
     num_layers: int = field(default=3, metadata={"help": "Transformer layers."})
     intermediate_size: int = field(default=256, metadata={"help": "MLP width."})
-    steps: int = field(default=1200, metadata={"help": "Optimiser steps (AdamW, cosine decay after warm-up)."})
+    steps: int = field(default=2000, metadata={"help": "Optimiser steps (AdamW, cosine decay after warm-up)."})
     batch_size: int = field(default=64, metadata={"help": "Sequences per step; fresh problems each step."})
     lr: float = field(default=3e-3, metadata={"help": "Peak learning rate."})
     warmup_steps: int = field(default=50, metadata={"help": "Linear warm-up steps."})
