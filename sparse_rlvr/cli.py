@@ -12,6 +12,7 @@ import sys
 from typing import Annotated, Any
 
 import typer
+from typer.core import TyperGroup
 
 from sparse_rlvr.core.errors import DEBUG_ENV, UserError, run_reporting_user_errors
 
@@ -46,7 +47,16 @@ class App(typer.Typer):
             raise UserError(message.rstrip(".") + where) from error
 
 
+class Commands(TyperGroup):
+    """The command group: a UserError a command raises becomes `error: ...` and exit 2 here, so the console
+    entry point and Typer's CliRunner see the same thing."""
+
+    def invoke(self, ctx: Any) -> Any:
+        return run_reporting_user_errors(lambda: super(Commands, self).invoke(ctx))
+
+
 app = App(
+    cls=Commands,
     name="sparse-rlvr",
     help="See and steer what RLVR (GRPO, DAPO) changes in a language model, token by token.",
     no_args_is_help=True,
