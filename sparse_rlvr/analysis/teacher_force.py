@@ -13,6 +13,7 @@ import torch
 
 from sparse_rlvr.core.tables import Sequence
 from sparse_rlvr.core.divergence import token_divergence
+from sparse_rlvr.core.shift_stats import relative_position
 
 
 @torch.inference_mode()
@@ -114,7 +115,7 @@ def _token_columns(sequences: list[Sequence]) -> dict[str, np.ndarray]:
     return {
         "sample_id": np.asarray(sample_id, dtype=np.int64),
         "position": position_array,
-        "rel_position": (position_array + 0.5) / np.maximum(length_array, 1),
+        "rel_position": relative_position(position_array, length_array),
         "response_length": length_array,
         "token_id": np.asarray(token_id, dtype=np.int64),
     }

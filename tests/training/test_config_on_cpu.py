@@ -89,8 +89,15 @@ def test_train_entry_point_parses_config_name(monkeypatch):
         entry.main(["--config-name"])
 
 
-def test_monitor_config_defaults_are_valid():
-    assert MonitorConfig().histogram_bins <= 512
+@pytest.mark.parametrize("bins", [1, 64, 512])
+def test_histogram_bins_within_wandbs_limit_are_kept(bins):
+    assert MonitorConfig(histogram_bins=bins).histogram_bins == bins
+
+
+@pytest.mark.parametrize("bins", [0, 513])
+def test_histogram_bins_beyond_wandbs_limit_are_refused(bins):
+    with pytest.raises(ValueError, match=r"sparse_rlvr.monitor.histogram_bins must be in \[1, 512\]"):
+        MonitorConfig(histogram_bins=bins)
 
 
 def test_forward_counter_counts_causal_lm_forwards_by_grad_mode(tmp_path, monkeypatch):
