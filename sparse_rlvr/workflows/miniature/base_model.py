@@ -5,8 +5,10 @@ On fork prompts the target is the left-to-right (wrong) response with probabilit
 (default 1/2), the precedence response otherwise; on plain prompts the two coincide. The model so
 learns the format and the arithmetic reliably and is unsure only at the planted forks: the target
 is sampled accuracy ~0.75 overall, ~0.5 on fork prompts whose strategies disagree (room for RL),
-asserted by the slow test. Measured so far: 900 steps x 32 sequences reached loss 0.10, format 0.99
-but accuracy 0.40 (arithmetic not yet reliable), so the defaults train ~4x as many sequences.
+asserted by the slow test. Measured (400 held-out prompts, T=1): 900 steps x 32 sequences gave loss
+0.10, format 0.99, accuracy 0.40 (arithmetic not yet reliable); 1,284 more steps x 48 at lr 1.5e-3
+(90k sequences in all) gave loss ~0.035, format 1.00, accuracy 0.705, fork-disagree 0.43. The
+defaults (128k sequences, one schedule) are sized from that and not yet run end to end.
 Deterministic given the seed (one CPU process).
 """
 
