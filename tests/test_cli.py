@@ -96,4 +96,9 @@ def test_demo_trains_weighted_grpo_and_prints_token_shift_metrics(tmp_path):
     assert "token_shift/ metrics logged by verl (2 steps" in out and "JS mean" in out
     assert (tmp_path / "heatmaps.html").read_text().count("p_policy") > 0
     assert list(tmp_path.glob("wandb/offline-run-*/run-*.wandb")) and "wandb sync" in out
-    assert sorted(p.name for p in (tmp_path / "logging_board").glob("*.jsonl")) == ["step_1.jsonl", "step_2.jsonl"]
+    # the RL Logging Board layout: <board root>/<experiment>/rollout_data_rank_0.jsonl, steps appended in order
+    assert [p.relative_to(tmp_path).as_posix() for p in (tmp_path / "logging_board").rglob("*.jsonl")] == [
+        "logging_board/demo/rollout_data_rank_0.jsonl"]
+    lines = (tmp_path / "logging_board" / "demo" / "rollout_data_rank_0.jsonl").read_text().splitlines()
+    steps = [json.loads(line)["step"] for line in lines]
+    assert sorted(set(steps)) == [1, 2] and steps == sorted(steps)
