@@ -34,17 +34,11 @@ ESTIMATOR_NAME = "divergence_weighted"
 class MonitorConfig:
     """What the token-shift monitor computes and logs."""
 
-    chunk_tokens: int | None = None
-    """Rows per chunk of the exact divergence (its extra memory is ~7 x chunk x vocab floats); None:
-    64 MB per buffer on GPUs (~110 rows at V = 152k), the core's cache-sized default on CPU."""
-    histogram_bins: int = 64
-    """Bins of token_shift/js_histogram (W&B allows at most 512)."""
-    heatmap_freq: int = 10
-    """Every this many steps a W&B table of token heatmaps; 0 = never."""
-    heatmap_samples: int = 4
-    """Responses per heatmap table."""
-    logging_board_dir: str | None = None
-    """If set, per-step JSONL in the RL Logging Board schema plus the divergence fields."""
+    chunk_tokens: int | None = field(default=None, metadata={"help": "Rows per chunk of the exact divergence (its extra memory is ~7 x chunk x vocab floats); None: 64 MB per buffer on GPUs (~110 rows at V = 152k), the core's cache-sized default on CPU."})
+    histogram_bins: int = field(default=64, metadata={"help": "Bins of token_shift/js_histogram (W&B allows at most 512)."})
+    heatmap_freq: int = field(default=10, metadata={"help": "Every this many steps a W&B table of token heatmaps; 0 = never."})
+    heatmap_samples: int = field(default=4, metadata={"help": "Responses per heatmap table."})
+    logging_board_dir: str | None = field(default=None, metadata={"help": "If set, per-step JSONL in the RL Logging Board schema plus the divergence fields."})
 
     def __post_init__(self) -> None:
         if self.chunk_tokens is not None and self.chunk_tokens < 1:
@@ -61,10 +55,9 @@ class MonitorConfig:
 class PluginConfig:
     """The whole `sparse_rlvr` section."""
 
-    enable: bool = True
-    """Single exact pass in the workers (no extra forward) and the token_shift/ monitor."""
-    weighting: WeightingConfig = field(default_factory=WeightingConfig)
-    monitor: MonitorConfig = field(default_factory=MonitorConfig)
+    enable: bool = field(default=True, metadata={"help": "Single exact pass in the workers (no extra forward) and the token_shift/ monitor."})
+    weighting: WeightingConfig = field(default_factory=WeightingConfig, metadata={"help": "Divergence weighting of advantages (sparse_rlvr.weighting.*, see WeightingConfig)."})
+    monitor: MonitorConfig = field(default_factory=MonitorConfig, metadata={"help": "What the token-shift monitor logs (sparse_rlvr.monitor.*, see MonitorConfig)."})
 
     @classmethod
     def from_config(cls, section: Any | None) -> PluginConfig:

@@ -7,7 +7,7 @@ alpha > 0 boosts high-divergence tokens, alpha < 0 boosts low-divergence tokens;
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -21,20 +21,12 @@ class WeightingConfig:
     only scale and alpha for the loss-time variant (`policy_loss.loss_mode=divergence_weighted`, whose D
     is KL(pi_old || pi_theta)), which refuses the others (`config.check_run_config`)."""
 
-    scale: float = 0.0
-    """s: weights lie in [1 - s/2, 1 + s/2]; 0 disables weighting. Must be in [0, 2] so w >= 0."""
-    alpha: float = 1.0
-    """Sigmoid slope: > 0 boosts high-divergence tokens ("high-KL boost"), < 0 low-divergence ones."""
-    source: str = "js"
-    """D: js = JS(base, policy) from the exact pass; kl_ref = KL(policy || base); kl_ref_reverse = KL(base || policy).
-    Advantage-time only."""
-    estimator: str = "grpo"
-    """The registered outcome estimator whose advantages are weighted (grpo, rloo, ...). Advantage-time only."""
-    mask: str = "none"
-    """Train only on the top-rho tokens of the batch by divergence, or by entropy ("80/20" forking tokens).
-    Advantage-time only."""
-    rho: float = 0.2
-    """Fraction of response tokens kept by a mask."""
+    scale: float = field(default=0.0, metadata={"help": "s: weights lie in [1 - s/2, 1 + s/2]; 0 disables weighting. Must be in [0, 2] so w >= 0."})
+    alpha: float = field(default=1.0, metadata={"help": "Sigmoid slope: > 0 boosts high-divergence tokens (\"high-KL boost\"), < 0 low-divergence ones."})
+    source: str = field(default="js", metadata={"help": "D: js = JS(base, policy) from the exact pass; kl_ref = KL(policy || base); kl_ref_reverse = KL(base || policy). Advantage-time only."})
+    estimator: str = field(default="grpo", metadata={"help": "The registered outcome estimator whose advantages are weighted (grpo, rloo, ...). Advantage-time only."})
+    mask: str = field(default="none", metadata={"help": "Train only on the top-rho tokens of the batch by divergence, or by entropy (\"80/20\" forking tokens). Advantage-time only."})
+    rho: float = field(default=0.2, metadata={"help": "Fraction of response tokens kept by a mask."})
 
     def __post_init__(self) -> None:
         if not 0 <= self.scale <= 2:

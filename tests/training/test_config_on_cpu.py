@@ -199,3 +199,19 @@ def test_workers_weighting_must_match_the_config(monkeypatch):
     pass_plugin_env(config)
     assert worker_weighting() == plugin.weighting
     check_worker_weighting(config, plugin)
+
+
+@pytest.mark.parametrize("config_class", ["WeightingConfig", "MonitorConfig", "PluginConfig", "ShiftConfig", "CrossSampleConfig"])
+def test_every_config_field_documents_itself(config_class):
+    """Help text lives on the field (dataclass metadata), where code and users can read it."""
+    from dataclasses import fields
+
+    from sparse_rlvr.analysis.config import ShiftConfig
+    from sparse_rlvr.interventions.config import CrossSampleConfig
+    from sparse_rlvr.training.config import MonitorConfig, PluginConfig
+    from sparse_rlvr.training.weighting import WeightingConfig
+
+    cls = locals()[config_class]
+    undocumented = [f.name for f in fields(cls) if len(f.metadata.get("help", "").strip()) < 10]
+    assert not undocumented, f"{config_class} fields without help: {undocumented}"
+

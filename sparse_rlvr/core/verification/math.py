@@ -22,8 +22,6 @@ from sparse_rlvr.core.verification.extract import Extraction, extract_final_answ
 from sparse_rlvr.core.verification.normalize import parts, squash
 from sparse_rlvr.core.verification.pool import shared_pool
 
-REASONS = ("correct", "wrong", "no_answer", "truncated", "timeout", "error")
-
 
 @dataclass(frozen=True)
 class MathRewardConfig:
