@@ -91,3 +91,36 @@ def check_prompts(prompts: list[Any], path: str | Path, option: str) -> None:
             f"{path} row {row}: the prompt is {type(prompt).__name__} {str(prompt)[:60]!r}, not text, token ids or "
             f"chat messages; name the prompt column with {option}"
         )
+
+
+def verl_rl_schema(extra_info: list[tuple[str, Any]]) -> Any:
+    """The arrow schema of verl's RL parquet rows (what its RLHFDataset reads): data_source, a chat
+    prompt, ability, reward_model {style, ground_truth}, and `extra_info` with the given fields.
+
+    Explicit rather than inferred, so every file of a dataset has one schema (verl concatenates them).
+    """
+    import pyarrow as pa
+
+    message = pa.struct([("role", pa.string()), ("content", pa.string())])
+    return pa.schema([
+        ("data_source", pa.string()),
+        ("prompt", pa.list_(message)),
+        ("ability", pa.string()),
+        ("reward_model", pa.struct([("style", pa.string()), ("ground_truth", pa.string())])),
+        ("extra_info", pa.struct(extra_info)),
+    ])
+
+
+def write_verl_parquet(rows: list[dict[str, Any]], path: str | Path, schema: Any) -> Path:
+    """Write verl RL rows to one parquet file atomically (a reader never sees half a file)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from sparse_rlvr.core.run_files import atomic_write_with
+
+    path = Path(path).expanduser()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table = pa.Table.from_pylist(list(rows), schema=schema)
+    atomic_write_with(path, lambda file: pq.write_table(table, file))
+    return path
+

@@ -45,7 +45,7 @@ from typing import Annotated, Any
 import typer
 
 from sparse_rlvr.core.errors import UserError
-from sparse_rlvr.core.run_files import atomic_write_with
+from sparse_rlvr.core.tables import verl_rl_schema, write_verl_parquet
 
 DAPO_PREFIX = (
     "Solve the following math problem step by step. The last line of your response should be of the form "
@@ -358,16 +358,8 @@ def output_schema():
     """The arrow schema of every file ``prepare-data`` writes (identical across datasets)."""
     import pyarrow as pa
 
-    message = pa.struct([("role", pa.string()), ("content", pa.string())])
-    extra = pa.struct([("split", pa.string()), ("index", pa.int64()), ("id", pa.string()), ("problem", pa.string()),
-                       ("subject", pa.string()), ("level", pa.int64())])
-    return pa.schema([
-        ("data_source", pa.string()),
-        ("prompt", pa.list_(message)),
-        ("ability", pa.string()),
-        ("reward_model", pa.struct([("style", pa.string()), ("ground_truth", pa.string())])),
-        ("extra_info", extra),
-    ])
+    return verl_rl_schema([("split", pa.string()), ("index", pa.int64()), ("id", pa.string()),
+                           ("problem", pa.string()), ("subject", pa.string()), ("level", pa.int64())])
 
 
 @dataclass
@@ -408,9 +400,6 @@ def _progress(total: int):
 def prepare(dataset: str, inputs: list[str | Path] | str | Path, output: str | Path) -> PrepareReport:
     """Read `inputs` (one file or hub id, or a list of them) in `dataset`'s layout, dedupe, apply the DAPO
     template and write `output` (parquet, atomically: a failure leaves no partial file)."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     spec = get_spec(dataset)
     inputs = [str(inputs)] if isinstance(inputs, (str, os.PathLike)) else [str(source) for source in inputs]
     if not inputs:
@@ -442,10 +431,7 @@ def prepare(dataset: str, inputs: list[str | Path] | str | Path, output: str | P
     if not rows:
         raise ValueError(f"{dataset}: no row has both a problem and an answer ({report.rows_read} rows read)")
     report.rows_written = len(rows)
-    out = Path(output).expanduser()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    table = pa.Table.from_pylist(rows, schema=output_schema())
-    atomic_write_with(out, lambda file: pq.write_table(table, file))
+    write_verl_parquet(rows, output, output_schema())
     return report
 
 

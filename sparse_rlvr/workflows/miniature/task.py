@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from sparse_rlvr.core.tables import verl_rl_schema, write_verl_parquet
+
 DATA_SOURCE = "sparse_rlvr/miniature_mod10"
 OPERATORS = "+-*"
 PRECEDENCE = {"+": 1, "-": 1, "*": 2}
@@ -218,26 +220,12 @@ def parquet_schema():
     """Arrow schema of the rows (explicit, so a file of plain prompts still types fork_positions as ints)."""
     import pyarrow as pa
 
-    message = pa.struct([("role", pa.string()), ("content", pa.string())])
-    extra = pa.struct([
+    return verl_rl_schema([
         ("split", pa.string()), ("index", pa.int64()), ("expression", pa.string()), ("kind", pa.string()),
         ("fork_positions", pa.list_(pa.int64())), ("wrong_answer", pa.string()), ("strategies_disagree", pa.bool_()),
-    ])
-    return pa.schema([
-        ("data_source", pa.string()),
-        ("prompt", pa.list_(message)),
-        ("ability", pa.string()),
-        ("reward_model", pa.struct([("style", pa.string()), ("ground_truth", pa.string())])),
-        ("extra_info", extra),
     ])
 
 
 def write_parquet(rows: Sequence[dict[str, Any]], path: str | Path) -> Path:
-    """Write rows to one parquet file verl's RLHFDataset reads."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(pa.Table.from_pylist(list(rows), schema=parquet_schema()), path)
-    return path
+    """Write rows to one parquet file verl's RLHFDataset reads (atomically)."""
+    return write_verl_parquet(list(rows), path, parquet_schema())
