@@ -9,6 +9,7 @@ import typer
 from typer.testing import CliRunner
 
 from sparse_rlvr.analysis.config import ShiftConfig
+from sparse_rlvr.cli import Commands
 from sparse_rlvr.core.config_cli import cli_options, config_command
 from sparse_rlvr.core.run_config import RunConfig, option
 from sparse_rlvr.interventions.config import CrossSampleConfig
@@ -17,14 +18,31 @@ REQUIRED = {"base": "b", "data": "d.jsonl", "out": "o"}
 
 
 def invoke(config_class: type, args: list[str]) -> tuple[list, object]:
-    """Run the derived command on `args`; return the configs it built and the CLI result."""
+    """Run the derived command on `args` inside sparse-rlvr's command group (which turns a UserError
+    into `error: ...` and exit 2, as the console entry point does); return the configs it built and the result."""
     built: list = []
-    app = typer.Typer()
-    app.command()(config_command(config_class, built.append, "doc"))
-    return built, CliRunner().invoke(app, args)
+    app = typer.Typer(cls=Commands)
+    app.callback()(lambda: None)
+    app.command("run")(config_command(config_class, built.append, "doc"))
+    return built, CliRunner().invoke(app, ["run", *args])
 
 
-def test_shift_options_build_the_same_config_as_the_constructor():
+@pytest.fixture
+def inputs(tmp_path, monkeypatch):
+    """The files the options name (checkpoint dirs b, p, p1, p2; data d.jsonl and d.parquet), in the working dir:
+    the command checks its inputs before it runs."""
+    import pandas as pd
+
+    for name in ("b", "p", "p1", "p2"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "config.json").write_text("{}")
+    rows = pd.DataFrame({"prompt": ["1+1="], "response": ["2"], "ground_truth": ["2"]})
+    rows.to_json(tmp_path / "d.jsonl", orient="records", lines=True)
+    rows.to_parquet(tmp_path / "d.parquet")
+    monkeypatch.chdir(tmp_path)
+
+
+def test_shift_options_build_the_same_config_as_the_constructor(inputs):
     built, result = invoke(ShiftConfig, [
         "--base", "b", "--policy", "p1", "--policy", "p2", "--data", "d.jsonl", "--out", "o", "--cutoffs", "1e-4, 0.01",
         "--no-chat-template", "--max-length", "40", "--sequences", "policy", "--top-p", "0.7", "--token-chunk", "16",
@@ -36,7 +54,7 @@ def test_shift_options_build_the_same_config_as_the_constructor():
     assert defaults == [ShiftConfig(base="b", policies=["p"], data="d.jsonl", out="o")]
 
 
-def test_cross_sample_options_build_the_same_config_as_the_constructor():
+def test_cross_sample_options_build_the_same_config_as_the_constructor(inputs):
     built, result = invoke(CrossSampleConfig, [
         "--base", "b", "--policy", "p", "--data", "d.parquet", "--out", "o", "--budget", "0.1,0.2", "--threshold", "1.5",
         "--no-random-control", "--dtype", "float32", "--rule", "top-budget",
