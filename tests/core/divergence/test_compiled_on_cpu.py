@@ -19,7 +19,7 @@ import torch
 
 from sparse_rlvr.core.divergence import fused, token_divergence
 from tests.core.divergence.reference import reference_divergence
-from tests.core.divergence.test_token_divergence import FLOAT_FIELDS, _pair
+from tests.core.divergence.test_token_divergence import FLOAT_FIELDS, _pair, extreme_pair
 
 REPO = Path(__file__).resolve().parents[3]
 EXACT_FIELDS = ["base_top1", "policy_top1", "top1_agree", "policy_top1_rank_in_base"]
@@ -96,11 +96,7 @@ def test_identical_rows_give_exactly_zero_when_compiled():
 
 
 def test_huge_logit_gaps_stay_accurate_when_compiled():
-    g = torch.Generator().manual_seed(5)
-    base = 1e4 * torch.randn(24, 300, generator=g)
-    policy = base.clone()
-    policy[::2] = 1e4 * torch.randn(12, 300, generator=g)  # disjoint argmaxes: JS near ln 2
-    policy[1::4] += 50.0 * torch.randn(6, 300, generator=g)
+    base, policy = extreme_pair(300)
     result = token_divergence(base, policy, top_k=5, chunk_size=32, compiled=True)
     ref = reference_divergence(base, policy, top_k=5)
     assert_close_to_reference(result, ref, atol=1e-6)

@@ -56,12 +56,18 @@ def test_js_matches_scipy_jensenshannon():
     np.testing.assert_allclose(result.js.double().numpy(), scipy_js, atol=2e-7, rtol=1e-5)
 
 
-def test_extreme_logits_stay_accurate():
+def extreme_pair(vocab: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """[24, vocab] logits with huge gaps: half the rows with disjoint argmaxes (JS near ln 2), some rows nudged by 50."""
     g = torch.Generator().manual_seed(5)
-    base = 1e4 * torch.randn(24, 400, generator=g)
+    base = 1e4 * torch.randn(24, vocab, generator=g)
     policy = base.clone()
-    policy[::2] = 1e4 * torch.randn(12, 400, generator=g)  # disjoint argmaxes: JS near ln 2
-    policy[1::4] += 50.0 * torch.randn(6, 400, generator=g)
+    policy[::2] = 1e4 * torch.randn(12, vocab, generator=g)  # disjoint argmaxes: JS near ln 2
+    policy[1::4] += 50.0 * torch.randn(6, vocab, generator=g)
+    return base, policy
+
+
+def test_extreme_logits_stay_accurate():
+    base, policy = extreme_pair(400)
     result = token_divergence(base, policy, top_k=4)
     assert_matches_reference(result, reference_divergence(base, policy, top_k=4), atol=1e-5, rtol=1e-4)
     assert (result.js <= math.log(2)).all() and torch.isfinite(result.js).all()
