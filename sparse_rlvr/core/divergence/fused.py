@@ -36,8 +36,17 @@ logger = logging.getLogger(__name__)
 
 COMPILE_ENV = "SPARSE_RLVR_DIVERGENCE_COMPILE"
 """Set to 0 to always use the eager path (1 forces the compiled path even for small inputs)."""
+INDUCTOR_OPTIONS = {"realize_reads_threshold": 1000, "realize_cpu_acc_reads_threshold": 1000, "realize_cpu_opcount_threshold": 1000}
+"""Let inductor recompute cheap reused expressions (d, |d|, ...) inside the fused loops instead of
+storing them as [C, V] buffers; reused exps are avoided in the graph itself (see _exp_sums)."""
 _compiled: dict[tuple, Callable] = {}
 _broken: list[str] = []  # the reason compiling failed in this process, once it has
+
+
+BLOCK = 128
+"""Columns per block of the two-level row sums (float32 within a block, float64 across blocks)."""
+SERIES_BELOW = 0.5
+"""|d| below which u(|d|) comes from its Taylor series in d (exact to float32 rounding there)."""
 
 
 def chunk_statistics(
@@ -54,28 +63,24 @@ def chunk_statistics(
     k = max(top_k, 1)
     base_top_values, base_top, base_max = topk_and_max(base, k)
     policy_top_values, policy_top, policy_max = topk_and_max(policy, k)
-    # a = x - max x <= 0, b = y - max y: the difference of raw logits is exact, then one rounding
+    policy_top1 = policy_top[:, :1]
+    at_top1 = base.gather(1, policy_top1)
     inverse_t = 1.0 / temperature
-    a = (base.float() - base_max.float()) * inverse_t
-    b = (policy.float() - policy_max.float()) * inverse_t
-    ea, eb = torch.exp(a), torch.exp(b)
-    # pass 2: every sum that needs only e^a, e^b (accumulated in float64; see _rowsum)
-    sum_a, sum_b = _rowsum(ea), _rowsum(eb)
+    parts = _blocked(base, policy)
+    # pass 1: every sum that needs only e^a, e^b
+    sums = [sum(s) for s in zip(*(_exp_sums(x, y, base_max, policy_max, inverse_t) for x, y in parts))]
+    sum_a, sum_b, sum_a_a, sum_b_b, sum_a_ab, sum_b_ba = sums
     log_sum_a, log_sum_b = sum_a.log(), sum_b.log()
     # H(p) = log S_a - sum(e^a a) / S_a; KL(p||q) = sum(e^a (a - b)) / S_a + log S_b - log S_a:
     # no float32 normaliser enters a sum, and identical rows give exactly 0
-    base_entropy, policy_entropy = log_sum_a - _rowsum(ea * a) / sum_a, log_sum_b - _rowsum(eb * b) / sum_b
-    kl_pq = _rowsum(ea * (a - b)) / sum_a + (log_sum_b - log_sum_a)
-    kl_qp = _rowsum(eb * (b - a)) / sum_b + (log_sum_a - log_sum_b)
-    # pass 3, JS in exact.py's form; inductor keeps e^a, e^b from pass 2 in [C, V] buffers, so
-    # p and q cost a multiply each (note: its vectorised expm1 is exp - 1, so none is used here)
-    d = (b - a) - (log_sum_b - log_sum_a).float()
-    p, q = ea * (1.0 / sum_a).float(), eb * (1.0 / sum_b).float()
-    u = torch.log1p(torch.tanh(d.abs() * 0.5))  # ln 2 - log1p(exp(-|d|)), exact for tiny |d|
-    js = 0.5 * _rowsum((p + q) * u - p * d.clamp_min(0.0) + q * d.clamp_max(0.0))  # every term >= 0
-    policy_top1 = policy_top[:, :1]
-    at_top1 = base.gather(1, policy_top1)
-    rank = (base > at_top1).sum(-1) + 1  # on the raw logits: exactly the order of the float64 reference
+    base_entropy, policy_entropy = log_sum_a - sum_a_a / sum_a, log_sum_b - sum_b_b / sum_b
+    kl_pq = sum_a_ab / sum_a + (log_sum_b - log_sum_a)
+    kl_qp = sum_b_ba / sum_b + (log_sum_a - log_sum_b)
+    # pass 2: JS, now that the normalisers are known
+    norms = ((log_sum_b - log_sum_a).float(), (1.0 / sum_a).float(), (1.0 / sum_b).float())
+    js, above = (sum(s) for s in zip(*(_js_sum(x, y, base_max, policy_max, at_top1, inverse_t, *norms) for x, y in parts)))
+    js = 0.5 * js
+    rank = above.long() + 1  # on the raw logits: exactly the order of the float64 reference
     a_top1 = (at_top1.float() - base_max.float()) * inverse_t
     base_top_logprobs = (base_top_values.float() - base_max.float()) * inverse_t - log_sum_a
     policy_top_logprobs = (policy_top_values.float() - policy_max.float()) * inverse_t - log_sum_b
@@ -87,8 +92,8 @@ def chunk_statistics(
         policy_entropy[:, 0].float().clamp_min(0.0),
         base_top[:, 0],
         policy_top1[:, 0],
-        rank == 1,
-        rank,
+        rank[:, 0] == 1,
+        rank[:, 0],
         (torch.exp(a_top1.double()) / sum_a)[:, 0].float(),
         topk_overlap(base_top, policy_top, top_k),
         base_top,
@@ -98,14 +103,95 @@ def chunk_statistics(
     )
 
 
-def _rowsum(x: torch.Tensor) -> torch.Tensor:
-    """[C, V] float32 terms -> [C, 1] row sums accumulated in float64.
+def _blocked(base: torch.Tensor, policy: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """The chunk as [C, V // BLOCK, BLOCK] blocks plus a [C, V % BLOCK] tail (either may be absent)."""
+    rows, vocab = base.shape
+    head = vocab // BLOCK * BLOCK
+    parts = []
+    if head:
+        parts.append((base[:, :head].reshape(rows, -1, BLOCK), policy[:, :head].reshape(rows, -1, BLOCK)))
+    if head < vocab:
+        parts.append((base[:, head:], policy[:, head:]))
+    return parts
 
-    One float32 running sum over V = 152k errs by ~2e-5 (measured); float64 accumulation keeps
-    the sums exact to the terms' own rounding. (A two-level float32-then-float64 sum was not
-    clearly faster on the loaded test machine, and made inductor write a third [C, V] buffer.)
+
+def _rowsum(x: torch.Tensor) -> torch.Tensor:
+    """[C, blocks, BLOCK] or [C, tail] float32 terms -> [C, 1] float64 row sums.
+
+    Blocks are summed in float32 (128 terms: error ~1e-8 relative), the block sums in float64.
+    One float32 running sum over V = 152k errs by ~1e-5 (measured, inductor's cascade sum
+    included); float64 accumulation of every term is exact but ~7x slower on CPU (inductor
+    converts each vector), so the two-level sum keeps the accuracy at float32's speed.
     """
+    if x.dim() == 3:
+        return x.sum(-1).sum(-1, keepdim=True, dtype=torch.float64)
     return x.sum(-1, keepdim=True, dtype=torch.float64)
+
+
+def _shifted(x, y, base_max, policy_max, inverse_t):
+    """a = (x - max x) / T, b = (y - max y) / T in float32, broadcast to x's [C, ...] shape."""
+    extra = (1,) * (x.dim() - 2)
+    a = (x.float() - base_max.float().view(-1, 1, *extra)) * inverse_t
+    b = (y.float() - policy_max.float().view(-1, 1, *extra)) * inverse_t
+    return a, b
+
+
+def _exp_sums(x, y, base_max, policy_max, inverse_t):
+    """Row sums of e^a, e^b, e^a a, e^b b, e^a (a - b), e^b (b - a).
+
+    Each sum recomputes a, b, e^a, e^b as its own graph nodes (with CSE off at compile time):
+    inductor then fuses all sums into one loop, where its C++ CSE computes each exp once. A
+    shared e^a would be stored as a [C, V] buffer (inductor stores reused exps on CPU) and
+    read back from memory by each sum.
+    """
+    sums = []
+    for term in _EXP_TERMS:
+        a, b = _shifted(x, y, base_max, policy_max, inverse_t)
+        sums.append(_rowsum(term(a, b, torch.exp(a), torch.exp(b))))
+    return tuple(sums)
+
+
+_EXP_TERMS = (
+    lambda a, b, ea, eb: ea,
+    lambda a, b, ea, eb: eb,
+    lambda a, b, ea, eb: ea * a,
+    lambda a, b, ea, eb: eb * b,
+    lambda a, b, ea, eb: ea * (a - b),
+    lambda a, b, ea, eb: eb * (b - a),
+)
+
+
+def _js_sum(x, y, base_max, policy_max, at_top1, inverse_t, shift, inv_sum_a, inv_sum_b):
+    """Row sums of exact.py's non-negative JS terms (p + q) u - p relu(d) - q relu(-d), and #{v: x_v > x_top1}.
+
+    u = log1p(tanh(|d| / 2)) = log(1 + |q - p| / (q + p)), one log per element; where
+    |d| < SERIES_BELOW, u comes from its Taylor series in d instead, which stays exact as
+    d -> 0 (the ratio's rounding, ~1e-7, would swamp JS ~ d^2 of nearly identical rows).
+    Identical rows give p = q, d = 0, u = 0: JS = 0 exactly. p and q are rebuilt for each
+    use (see _exp_sums); inductor computes each exp once per element.
+    """
+    extra = (1,) * (x.dim() - 2)
+
+    def p() -> torch.Tensor:
+        a, _ = _shifted(x, y, base_max, policy_max, inverse_t)
+        return torch.exp(a) * inv_sum_a.view(-1, 1, *extra)
+
+    def q() -> torch.Tensor:
+        _, b = _shifted(x, y, base_max, policy_max, inverse_t)
+        return torch.exp(b) * inv_sum_b.view(-1, 1, *extra)
+
+    a, b = _shifted(x, y, base_max, policy_max, inverse_t)
+    d = (b - a) - shift.view(-1, 1, *extra)
+    ratio = (q() - p()).abs() / (q() + p()).clamp_min(torch.finfo(torch.float32).tiny)  # 0 where both underflow
+    e = d.abs()
+    e2 = e * e
+    # ln 2 - softplus(-e) = e/2 - e^2/8 + e^4/192 - e^6/2880 + 17 e^8/645120 - ...
+    series = e * 0.5 - e2 * (0.125 - e2 * (1.0 / 192 - e2 * (1.0 / 2880 - e2 * (17.0 / 645120))))
+    u = torch.where(e < SERIES_BELOW, series, torch.log(1.0 + ratio))
+    js = _rowsum((p() + q()) * u - p() * d.clamp_min(0.0) + q() * d.clamp_max(0.0))  # every term >= 0
+    # the policy top-1's rank under the base: a float32 count per block (exact), in the same loop
+    above = _rowsum(torch.where(x > at_top1.view(-1, *(1,) * (x.dim() - 1)), 1.0, 0.0))
+    return js, above
 
 
 def topk_overlap(base_top: torch.Tensor, policy_top: torch.Tensor, top_k: int) -> torch.Tensor:
@@ -145,7 +231,8 @@ def run_compiled(base: torch.Tensor, policy: torch.Tensor, temperature: torch.Te
     try:
         if key not in _compiled:
             _compiled[key] = _compile_for(key)
-        return _compiled[key](base, policy, temperature, top_k)
+        with torch._functorch.config.patch(cse=False):  # see _exp_sums
+            return _compiled[key](base, policy, temperature, top_k)
     except Exception as error:  # noqa: BLE001 - any compiler failure means: run eagerly
         _broken.append(f"{type(error).__name__}: {str(error).strip().splitlines()[0] if str(error).strip() else ''}")
         logger.warning(
@@ -166,4 +253,4 @@ def _compile_for(key: tuple) -> Callable:
     code = source.__code__.replace(co_name=f"chunk_statistics_{len(_compiled)}")
     fresh = types.FunctionType(code, source.__globals__, code.co_name, source.__defaults__, source.__closure__)
     # tanh must stay Sleef's: the decomposed 2 / (1 + exp(-2x)) - 1 loses tiny |d| (JS ~ d^2)
-    return torch.compile(fresh, dynamic=False, fullgraph=True, options={"cpp.use_decompose_tanh": False})
+    return torch.compile(fresh, dynamic=False, fullgraph=True, options=INDUCTOR_OPTIONS)
