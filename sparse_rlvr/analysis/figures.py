@@ -2,21 +2,10 @@
 
 from __future__ import annotations
 
-import io
+import matplotlib.pyplot as plt
+import numpy as np
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-
-def _png(fig: plt.Figure) -> bytes:
-    buffer = io.BytesIO()
-    fig.tight_layout()
-    fig.savefig(buffer, format="png", dpi=90)
-    plt.close(fig)
-    return buffer.getvalue()
+from sparse_rlvr.core.figures import png_bytes as _png
 
 
 def percentile_curve(summary: dict) -> bytes:

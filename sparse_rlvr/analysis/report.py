@@ -20,14 +20,18 @@ from sparse_rlvr.core.js_scale import JS_FLOOR, js_color
 
 MAX_TOKENS_PER_SAMPLE = 200
 
-_STYLE = """
-body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px;color:#222}
-.figs{display:flex;flex-wrap:wrap;gap:12px}.figs figure{margin:0}
+HEATMAP_STYLE = """
 .sample{font-family:ui-monospace,monospace;white-space:pre-wrap;line-height:1.7;border:1px solid #ddd;padding:8px;margin:8px 0}
 .t{cursor:default;border-radius:2px}
 #tip{position:fixed;display:none;background:#fff;border:1px solid #888;padding:6px;font:12px ui-monospace,monospace;box-shadow:2px 2px 6px #0003;z-index:9}
 table{border-collapse:collapse}td,th{border:1px solid #ddd;padding:2px 8px;text-align:right}
 """
+"""CSS of the heatmap and its hover box (heatmap_section); pages add their own body style."""
+
+_STYLE = """
+body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px;color:#222}
+.figs{display:flex;flex-wrap:wrap;gap:12px}.figs figure{margin:0}
+""" + HEATMAP_STYLE
 
 _SCRIPT = """
 const TOKENS = JSON.parse(document.getElementById('tokens').textContent);
@@ -63,13 +67,8 @@ def render_report(summary: dict, tokens: pd.DataFrame, decode: Any, samples: int
     `tokens` holds per-token rows (sample_id, token, js, base/policy_top_ids/probs); `decode`
     maps a token id to its text, for the hover candidates.
     """
-    figures = "".join(
-        f'<figure><img alt="{html.escape(title)}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
-        f"<figcaption>{html.escape(title)}</figcaption></figure>"
-        for title, png in all_figures(summary).items()
-    )
-    heatmap = _heatmap_data(tokens, decode, samples)
-    divs = "".join(f'<h4>sample {html.escape(str(sid))}</h4><div class="sample"></div>' for sid in heatmap["ids"])
+    figures = figures_html(all_figures(summary))
+    sample_ids = list(dict.fromkeys(tokens["sample_id"].tolist()))[:samples]
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>sparse_rlvr token-shift report</title>
 <style>{_STYLE}</style></head><body>
 <h1>Token-shift report</h1>
@@ -78,10 +77,17 @@ def render_report(summary: dict, tokens: pd.DataFrame, decode: Any, samples: int
 <h2>Figures</h2><div class="figs">{figures}</div>
 <h2>Token heatmap</h2><p>Tokens coloured by JS(base, policy) on a log scale from {JS_FLOOR:g} (white) to ln 2 (red);
 hover a token for the top candidates and their probabilities under both models.</p>
-{divs}<div id="tip"></div>
-<script type="application/json" id="tokens">{script_json(heatmap['tokens'])}</script>
-<script>{_SCRIPT}</script>
+{heatmap_section(tokens, decode, sample_ids)}
 </body></html>"""
+
+
+def figures_html(figures: dict[str, bytes]) -> str:
+    """Inline PNG figures (title -> PNG bytes) as <figure> elements with escaped captions."""
+    return "".join(
+        f'<figure><img alt="{html.escape(title)}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
+        f"<figcaption>{html.escape(title)}</figcaption></figure>"
+        for title, png in figures.items()
+    )
 
 
 def _headline(summary: dict) -> str:
@@ -96,9 +102,21 @@ def _headline(summary: dict) -> str:
     return f"<table>{body}</table>"
 
 
-def _heatmap_data(tokens: pd.DataFrame, decode: Any, samples: int) -> dict:
+def heatmap_section(tokens: pd.DataFrame, decode: Any, sample_ids: list[int], labels: list[str] | None = None) -> str:
+    """The heatmaps of `sample_ids` (in that order), the hover box and the script that draws them.
+
+    Needs HEATMAP_STYLE in the page. `labels` (plain text, escaped here) head each sample; the
+    default is "sample <id>". Model text reaches the page only as JSON read through textContent.
+    """
+    heatmap = _heatmap_data(tokens, decode, sample_ids)
+    labels = labels or [f"sample {sid}" for sid in heatmap["ids"]]
+    divs = "".join(f'<h4>{html.escape(label)}</h4><div class="sample"></div>' for label in labels)
+    return (f'{divs}<div id="tip"></div>\n<script type="application/json" id="tokens">{script_json(heatmap["tokens"])}'
+            f"</script>\n<script>{_SCRIPT}</script>")
+
+
+def _heatmap_data(tokens: pd.DataFrame, decode: Any, ids: list[int]) -> dict:
     """Compact per-token data: [text, js, colour, base candidates, policy candidates] per sample."""
-    ids = list(dict.fromkeys(tokens["sample_id"].tolist()))[:samples]
     data = []
     for sid in ids:
         rows = tokens[tokens["sample_id"] == sid].head(MAX_TOKENS_PER_SAMPLE)

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import base64
 import html
-import io
 from typing import Any
 
-import matplotlib
+import matplotlib.pyplot as plt
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+from sparse_rlvr.core.figures import png_bytes
 
 
 def accuracy_plot(table: list[dict[str, Any]], direction: str) -> bytes:
@@ -28,11 +26,7 @@ def accuracy_plot(table: list[dict[str, Any]], direction: str) -> bytes:
                         yerr=[r["ci95"] for r in rows], marker=marker, ls=line, label=label, capsize=3)
     ax.set(xlabel="effective % of tokens swapped", ylabel="accuracy mean@k (%)", title=f"Cross-sampling, {direction}")
     ax.legend(fontsize=8)
-    buffer = io.BytesIO()
-    fig.tight_layout()
-    fig.savefig(buffer, format="png", dpi=90)
-    plt.close(fig)
-    return buffer.getvalue()
+    return png_bytes(fig)
 
 
 def write_report(config: Any, table: list[dict[str, Any]], records: dict[str, list[dict[str, Any]]]) -> None:
