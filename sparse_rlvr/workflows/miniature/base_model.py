@@ -26,8 +26,9 @@ from typing import Any
 import torch
 from transformers import PreTrainedTokenizerFast, Qwen2ForCausalLM
 
+from sparse_rlvr.workflows.miniature import task
 from sparse_rlvr.workflows.miniature.task import Problem, make_problems, prompt_string, response_text
-from sparse_rlvr.workflows.tiny_models import save_checkpoint, tiny_config, tiny_tokenizer
+from sparse_rlvr.workflows.tiny_models import save_checkpoint, tiny_config
 
 Progress = Callable[[int, int, float], None]  # (step done, total steps, loss of that step)
 
@@ -135,7 +136,7 @@ def train_base(config: BaseModelConfig = BaseModelConfig(), progress: Progress |
 
 
 def _train(config: BaseModelConfig, progress: Progress | None, start: float) -> TrainedBase:
-    tokenizer = tiny_tokenizer()
+    tokenizer = task.tokenizer()
     model = build_model(config, tokenizer).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.01)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _lr_factor(s, config))

@@ -9,18 +9,18 @@ import pandas as pd
 import pytest
 
 from sparse_rlvr.core.verification.math import compute_score
+from sparse_rlvr.workflows.miniature.task import tokenizer as task_tokenizer
 from sparse_rlvr.workflows.miniature.task import (
     DATA_SOURCE, Problem, answer, fork_char_positions, fork_token_positions, make_problems, prompt_string,
     response_text, rl_rows, solve, split_of, write_parquet,
 )
-from sparse_rlvr.workflows.tiny_models import tiny_tokenizer
 
 OPS = {"+": operator.add, "-": operator.sub, "*": operator.mul}
 
 
 @pytest.fixture(scope="module")
 def tokenizer():
-    return tiny_tokenizer()
+    return task_tokenizer()
 
 
 @pytest.fixture(scope="module")
@@ -121,4 +121,4 @@ def test_parquet_rows_have_verls_schema(tmp_path, tokenizer, problems):
 
 def test_prompt_string_is_the_chat_template(tokenizer):
     text = prompt_string(Problem((3, 4, 5), ("+", "*")), tokenizer)
-    assert text == "<|im_start|>user\n3+4*5=<|im_end|>\n<|im_start|>assistant\n"
+    assert text == "3+4*5="  # the task's bare template: the expression is the whole prompt
