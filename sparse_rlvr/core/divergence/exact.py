@@ -17,8 +17,9 @@ Peak extra memory is O(chunk x V): only one chunk of rows is ever upcast and exp
 
 Two paths compute the same fields (tested equal, and against a float64 reference):
 - compiled (fused.py): one torch.compile'd kernel per fixed chunk shape, rows padded to that
-  shape; the same JS form, entropies and KLs from unnormalised exp sums; float32 terms summed
-  into float64. Used for bf16/fp16/fp32 inputs, on CPU and CUDA.
+  shape; the same JS form (u from one log, or its series for small |d|), entropies and KLs
+  from unnormalised exp sums; float32 terms summed in float32 within 128-column blocks, the
+  block sums in float64. Used for bf16/fp16/fp32 inputs, on CPU and CUDA.
 - eager (eager.py): plain tensor ops; the reference, and the path for float64 inputs, top_p,
   chunks holding -inf (masked) logits or bad values (recomputed there, which also names the
   bad row), inputs too small to repay a compile, and machines where compiling fails (one
@@ -37,11 +38,12 @@ from sparse_rlvr.core.divergence.result import TokenDivergence
 DEFAULT_TOP_K = 10
 CHUNK_BYTES = {"cpu": 4 << 20, "cuda": 512 << 20}
 """Size of one eager [chunk, V] work buffer: cache-sized on CPU (6 rows at V = 152k measured fastest), large on GPUs."""
-COMPILED_CHUNK_BYTES = {"cpu": 64 << 20, "cuda": 512 << 20}
-"""Size of one [chunk, V] float32 buffer of the compiled kernel (it keeps two, e^a and e^b):
-64 rows at V = 152k on CPU (>= 32 lets inductor give each thread whole rows; more rows mean
-fewer thread barriers per row, which a loaded machine pays dearly), 512 on GPUs. Rounded down
-to a power of two of rows."""
+COMPILED_CHUNK_BYTES = {"cpu": 256 << 20, "cuda": 512 << 20}
+"""Size of a [chunk, V] float32 tensor, which sets the compiled kernel's rows per chunk (it stores
+no [chunk, V] intermediate; a short last chunk is copied into a padded [chunk, V] input buffer):
+256 rows at V = 152k on CPU (each chunk runs about ten parallel loops, each ending in a thread
+barrier; on a loaded 2-core machine 256 rows ran ~1.3-1.8x faster than 64, and 4-16 rows 2-6x
+slower), 512 on GPUs. Rounded down to a power of two of rows."""
 MIN_COMPILED_ROWS = 32
 """A short last chunk is padded to at least this many rows (or the chunk size), a power of two."""
 AUTO_COMPILE_MIN_LOGITS = 1 << 25

@@ -2,10 +2,11 @@
 
 `chunk_statistics` is plain tensor code; `run_compiled` hands it to torch.compile (inductor:
 vectorised C++ loops that give each thread whole rows on CPU, Triton kernels on CUDA), once per
-(rows, V, strides, dtype, device, top_k). The logits are read, upcast and reduced on the fly
-in three passes over each row (block maxima; exp sums, entropies, KLs; JS and rank); the only
-[C, V] intermediates are e^a and e^b (float32), which inductor keeps between passes 2 and 3.
-The top-k runs on a few blocks of candidates (topk.py).
+(rows, V, strides, dtype, device, top_k). The logits are read, upcast and reduced on the fly;
+no [C, V] intermediate is stored. On CPU inductor makes three passes over each row: block
+maxima (topk.py, which also gives the row max); S_a, S_b; then the entropy/KL sums, JS and the
+rank together (it recomputes e^a, e^b there rather than storing them). Row sums are two-level
+(_rowsum): float32 within 128-column blocks, float64 across blocks.
 
 Notation as in exact.py: x, y = base and policy logits / T; p = softmax(x), q = softmax(y);
 lp, lq their logs; d = lq - lp. JS uses exact.py's cancellation-free form, summed as one
@@ -13,12 +14,15 @@ non-negative term per token, so no two row sums cancel:
 
     JS = 1/2 * sum_v [ (p + q) u - p * relu(d) - q * relu(-d) ],  u = log1p(tanh(|d| / 2))
 
-Entropies and KLs come from unnormalised sums (a = x - max x, S_a = sum e^a, all sums in float64):
+with u = log(1 + |q - p| / (q + p)) (one log, no tanh), or its Taylor series in d where
+|d| < SERIES_BELOW (see _js_sum). Entropies and KLs come from unnormalised sums (a = x - max x,
+S_a = sum e^a):
 
     H(p) = log S_a - sum(e^a a) / S_a,   KL(p||q) = sum(e^a (a - b)) / S_a + log S_b - log S_a
 
-Identical rows give d = 0 and a = b exactly, hence JS = KL = 0 exactly. Rows with -inf (masked) logits,
-NaN or +inf give a non-finite entropy here; exact.py recomputes those chunks on the eager path.
+Identical rows give d = 0, p = q and a = b exactly, hence JS = KL = 0 exactly. Rows with -inf
+(masked) logits, NaN or +inf give a non-finite entropy here; exact.py recomputes those chunks
+on the eager path.
 """
 
 from __future__ import annotations

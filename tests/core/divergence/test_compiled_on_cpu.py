@@ -216,3 +216,14 @@ def test_nearly_identical_rows_keep_jensen_shannon_accurate(compiled):
     ref = reference_divergence(base, policy, top_k=5)["js"]
     assert (ref > 1e-10).all() and (ref < 1e-7).all()
     np.testing.assert_allclose(result.js.double().numpy(), ref, atol=1e-11, rtol=2e-2)
+
+
+def test_jensen_shannon_is_accurate_on_both_sides_of_the_series_switch():
+    """|d| near fused.SERIES_BELOW, where u switches from its Taylor series to the log of the p/q ratio."""
+    g = torch.Generator().manual_seed(59)
+    base = 3 * torch.randn(40, 300, generator=g)
+    width = torch.linspace(0.2, 1.5, 40)[:, None]  # rows from all-series to all-log
+    policy = base + width * torch.randn(40, 300, generator=g).sign() * (1 + 0.1 * torch.rand(40, 300, generator=g))
+    result = token_divergence(base, policy, top_k=5, chunk_size=32, compiled=True)
+    ref = reference_divergence(base, policy, top_k=5)["js"]
+    np.testing.assert_allclose(result.js.double().numpy(), ref, atol=2e-7, rtol=1e-5)
