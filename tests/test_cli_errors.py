@@ -159,8 +159,6 @@ def test_output_that_is_an_existing_file(files, command):
 
 
 @pytest.mark.parametrize(("args", "named"), [
-    (["demo", "--steps", "0"], ["--steps", "0"]),
-    (["demo", "--scale", "3"], ["--scale", "3"]),
     (["demo-shift", "--top", "0"], ["--top", "0"]),
 ])
 def test_out_of_range_demo_options(tmp_path, args, named):

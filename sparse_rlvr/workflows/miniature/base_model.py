@@ -5,11 +5,11 @@ On fork prompts the target is the left-to-right (wrong) response with probabilit
 (default 1/2), the precedence response otherwise; on plain prompts the two coincide. The model so
 learns the format and the arithmetic reliably and is unsure only at the planted forks: the target
 is sampled accuracy ~0.75 overall, ~0.5 on fork prompts whose strategies disagree (room for RL),
-asserted by the slow test. Measured (400 held-out prompts, T=1): 900 steps x 32 sequences gave loss
-0.10, format 0.99, accuracy 0.40 (arithmetic not yet reliable); 1,284 more steps x 48 at lr 1.5e-3
-(90k sequences in all) gave loss ~0.035, format 1.00, accuracy 0.705, fork-disagree 0.43. The
-defaults (128k sequences, one schedule) are sized from that and not yet run end to end.
-Deterministic given the seed (one CPU process).
+asserted by the slow test. Measured with the bare prompt template (600 held-out prompts, T=1, one
+thread): the defaults (2,500 steps x 64) reach loss ~0.03, plain prompts 0.98 right, the fork
+prompts whose strategies disagree 0.48 and 0.41 (fork first / later), overall 0.76; after 1,500
+steps arithmetic was still wrong on 13% of plain prompts, which GRPO then spends its steps on.
+Deterministic given the seed and the thread count.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ class BaseModelConfig:
                                                         ">= 32 (vLLM's CPU backend takes 32, 64, 80, ...)."})
     num_layers: int = field(default=3, metadata={"help": "Transformer layers."})
     intermediate_size: int = field(default=256, metadata={"help": "MLP width."})
-    steps: int = field(default=2000, metadata={"help": "Optimiser steps (AdamW, cosine decay after warm-up)."})
+    steps: int = field(default=2500, metadata={"help": "Optimiser steps (AdamW, cosine decay after warm-up)."})
     batch_size: int = field(default=64, metadata={"help": "Sequences per step; fresh problems each step."})
     lr: float = field(default=3e-3, metadata={"help": "Peak learning rate."})
     warmup_steps: int = field(default=50, metadata={"help": "Linear warm-up steps."})
@@ -51,6 +51,8 @@ class BaseModelConfig:
                                                                "response (0 trains only the correct strategy)."})
     fork_share: float = field(default=0.7, metadata={"help": "Share of fork prompts in the training stream."})
     later_share: float = field(default=0.5, metadata={"help": "Share of fork prompts whose fork comes after step 1."})
+    threads: int = field(default=0, metadata={"help": "torch threads while training (0: torch's default, all cores; "
+                                                       "1 is faster when other processes keep the cores busy)."})
 
     def __post_init__(self) -> None:
         if self.hidden_size % self.num_heads or self.hidden_size // self.num_heads < 32:
@@ -112,14 +114,20 @@ def training_batch(
 
 
 @contextmanager
-def one_thread() -> Iterator[None]:
-    """Run torch on one thread inside: a model this small is several times faster so on busy cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+def torch_threads(count: int) -> Iterator[None]:
+    """Run torch on `count` threads inside (0 leaves the default): a model this small gains little from
+    more threads, and one thread is several times faster than two on cores other processes keep busy."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(count or before)
     try:
         yield
     finally:
-        torch.set_num_threads(threads)
+        torch.set_num_threads(before)
+
+
+def one_thread() -> Any:
+    """`torch_threads(1)`: for sampling and grading next to other work."""
+    return torch_threads(1)
 
 
 def _lr_factor(step: int, config: BaseModelConfig) -> float:
@@ -131,7 +139,7 @@ def _lr_factor(step: int, config: BaseModelConfig) -> float:
 
 def train_base(config: BaseModelConfig = BaseModelConfig(), progress: Progress | None = None) -> TrainedBase:
     """Train the base model from scratch; `progress(step, total, loss)` is called after every step."""
-    with one_thread():
+    with torch_threads(config.threads):
         return _train(config, progress, time.perf_counter())
 
 
