@@ -40,7 +40,7 @@ class DemoSettings:
     base: BaseModelConfig = field(default_factory=BaseModelConfig)
     train_prompts: int = 2000
     test_prompts: int = 200
-    grpo_steps: int = 20
+    grpo_steps: int = 15
     grpo_lr: float = 3e-4
     save_freq: int = 5
     test_freq: int = 5
@@ -49,13 +49,13 @@ class DemoSettings:
     cross_samples: int = 2
     eps: tuple[float, ...] = (0.001, 0.01, 0.1)
     ablation_seeds: tuple[int, ...] = (1, 2, 3)
-    ablation_target: float = 0.85
+    ablation_target: float = 0.9
     seed: int = 0
 
     @classmethod
     def reduced(cls) -> DemoSettings:
         """A smaller run for the acceptance test: same stages, fewer steps and samples."""
-        return cls(base=BaseModelConfig(steps=900, batch_size=64), grpo_steps=15, save_freq=5, test_freq=5,
+        return cls(base=BaseModelConfig(steps=1800, batch_size=64), grpo_steps=12, save_freq=4, test_freq=4,
                    test_prompts=100, shift_samples=2, cross_samples=2, eps=(0.01, 0.1), ablation_seeds=(1,))
 
 
@@ -95,7 +95,8 @@ class Display:
 class Pipeline:
     """One run directory and its stages."""
 
-    def __init__(self, out: Path, settings: DemoSettings, display: Display) -> None:
+    def __init__(self, out: Path, settings: DemoSettings, display: Display, train_command: list[str] | None = None) -> None:
+        self.train_command = train_command  # replaces `python -m sparse_rlvr.train` in the ablation (tests)
         self.out = out.resolve()
         self.settings = settings
         self.display = display
@@ -262,7 +263,7 @@ class Pipeline:
         try:
             with _environment(env):
                 run_sweep(RECIPE, runs, sweep="miniature", name_prefix="mini", manifest_path=root / "manifest.json",
-                          extra_overrides=extra, echo=echo)
+                          extra_overrides=extra, train_command=self.train_command, echo=echo)
         finally:
             close()
         table: dict[str, dict[str, Any]] = {}
@@ -284,7 +285,7 @@ class Pipeline:
         from sparse_rlvr.analysis.store import read_tokens
         from sparse_rlvr.core.models import load_tokenizer
         from sparse_rlvr.core.tables import read_table
-        from sparse_rlvr.workflows.miniature.report import render
+        from sparse_rlvr.workflows.miniature.report import fork_positions_by_kind, overview_figure, render
         from sparse_rlvr.workflows.miniature.story import story
 
         shift_dir = self.out / "shift"
@@ -315,6 +316,7 @@ class Pipeline:
         page = render(results | {"cross_sampling": cross}, summary, tokens, samples,
                       lambda i: tokenizer.decode([i]), story(results))
         atomic_write(self.out / "report.html", page.encode())
+        atomic_write(self.out / "overview.png", overview_figure(results, cross, fork_positions_by_kind(samples)))
         return results
 
     def _wandb_env(self) -> dict[str, str]:

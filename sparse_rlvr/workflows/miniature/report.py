@@ -26,13 +26,46 @@ body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#22
 """ + HEATMAP_STYLE
 
 
-def accuracy_figure(curve: Sequence[Sequence[float]], title: str = "Held-out accuracy during GRPO") -> bytes:
+def draw_accuracy(ax: Any, curve: Sequence[Sequence[float]]) -> None:
     """Sampled held-out accuracy (T = 1) at every validation step."""
-    fig, ax = plt.subplots(figsize=(5, 3.2))
     steps, accuracy = zip(*curve) if curve else ((), ())
     ax.plot(steps, accuracy, marker="o")
-    ax.set(xlabel="GRPO step", ylabel="accuracy (sampled, T = 1)", ylim=(0, 1.02), title=title)
+    ax.set(xlabel="GRPO step", ylabel="held-out accuracy (T = 1)", ylim=(0, 1.02), title="Accuracy during GRPO")
     ax.grid(alpha=0.3)
+
+
+def draw_positions(ax: Any, by_kind: dict[str, list[float]], fork_positions: dict[str, list[int]]) -> None:
+    """Mean JS by absolute response position per prompt kind, the planted fork positions dashed."""
+    colours = {"fork_first": "crimson", "fork_later": "darkorange", "plain": "gray"}
+    for kind, means in sorted(by_kind.items()):
+        ax.semilogy(np.arange(len(means)), np.maximum(np.nan_to_num(means, nan=1e-9), 1e-9), marker=".",
+                    color=colours.get(kind), label=f"{kind} prompts")
+        for position in sorted(set(fork_positions.get(kind, []))):
+            ax.axvline(position, color=colours.get(kind), ls="--", lw=1, alpha=0.6)
+    ax.set(xlabel="token position in the response", ylabel="mean JS(base, RL)", title="JS by position; dashed: planted forks")
+    ax.legend(fontsize=7)
+
+
+def draw_cross_sampling(ax: Any, data: dict[str, Any], direction: str) -> None:
+    """One direction: accuracy against the share of swapped tokens, with the random control and both models alone."""
+    primary, intervening = ("base", "RL") if direction == "forward" else ("RL", "base")
+    rows = data["settings"]
+    ax.axhline(data["primary_only_accuracy"], color="gray", ls="--", lw=1, label=f"{primary} alone")
+    ax.axhline(data["intervening_only_accuracy"], color="gray", ls=":", lw=1, label=f"{intervening} alone")
+    x = [100 * r["swapped_frac"] for r in rows]
+    ax.plot(x, [r["accuracy"] for r in rows], marker="o", label=f"{intervening} picks where JS > eps")
+    ax.plot([100 * r["random_control_swapped_frac"] for r in rows], [r["random_control_accuracy"] for r in rows],
+            marker="x", ls="none", color="black", label="as many random positions")
+    for r, xi in zip(rows, x):
+        ax.annotate(f"eps={r['eps']:g}", (xi, r["accuracy"]), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    ax.set(xlabel="tokens swapped (%)", ylabel="accuracy (sampled)", ylim=(0, 1.02),
+           title=f"{direction}: {primary} decodes, {intervening} swaps in")
+    ax.legend(fontsize=7, loc="lower right")
+
+
+def accuracy_figure(curve: Sequence[Sequence[float]]) -> bytes:
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    draw_accuracy(ax, curve)
     return png_bytes(fig)
 
 
@@ -41,40 +74,29 @@ def position_figure(deciles: Sequence[float], by_kind: dict[str, list[float]], f
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.2))
     left.bar(np.arange(1, len(deciles) + 1), deciles, color="steelblue")
     left.set(xlabel="relative position in the response (decile)", ylabel="mean JS", title="JS by relative position")
-    colours = {"fork_first": "crimson", "fork_later": "darkorange", "plain": "gray"}
-    for kind, means in sorted(by_kind.items()):
-        right.semilogy(np.arange(len(means)), np.maximum(np.nan_to_num(means, nan=1e-9), 1e-9), marker=".",
-                       color=colours.get(kind), label=f"{kind} prompts")
-        for position in sorted(set(fork_positions.get(kind, []))):
-            right.axvline(position, color=colours.get(kind), ls="--", lw=1, alpha=0.6)
-    right.set(xlabel="token position in the response", ylabel="mean JS (log)",
-              title="JS by position; dashed: planted forks")
-    right.legend(fontsize=8)
+    draw_positions(right, by_kind, fork_positions)
     return png_bytes(fig)
 
 
 def cross_sampling_figure(cross: dict[str, dict[str, Any]]) -> bytes:
     """Accuracy against the share of swapped tokens, forward and reverse, each with its random control."""
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.4), sharey=True)
-    titles = {"forward": "forward: base decodes, RL swaps in where JS > eps",
-              "reverse": "reverse: RL decodes, base swaps in where JS > eps"}
     for ax, direction in zip(axes, ("forward", "reverse")):
-        data = cross[direction]
-        rows = data["settings"]
-        ax.axhline(data["primary_only_accuracy"], color="gray", ls="--", lw=1,
-                   label=f"{'base' if direction == 'forward' else 'RL'} alone")
-        ax.axhline(data["intervening_only_accuracy"], color="gray", ls=":", lw=1,
-                   label=f"{'RL' if direction == 'forward' else 'base'} alone")
-        x = [100 * r["swapped_frac"] for r in rows]
-        ax.plot(x, [r["accuracy"] for r in rows], marker="o", label="swap where JS > eps")
-        ax.plot([100 * r["random_control_swapped_frac"] for r in rows], [r["random_control_accuracy"] for r in rows],
-                marker="x", ls="none", color="black", label="random positions, same count")
-        for r, xi in zip(rows, x):
-            ax.annotate(f"eps={r['eps']:g}", (xi, r["accuracy"]), fontsize=7, xytext=(3, 3), textcoords="offset points")
-        ax.set(xlabel="tokens swapped (%)", title=titles[direction], ylim=(0, 1.02))
-        ax.title.set_fontsize(9)
-        ax.legend(fontsize=7, loc="lower right")
-    axes[0].set_ylabel("accuracy (sampled)")
+        draw_cross_sampling(ax, cross[direction], direction)
+    return png_bytes(fig)
+
+
+def overview_figure(results: dict[str, Any], cross: dict[str, dict[str, Any]], fork_positions: dict[str, list[int]]) -> bytes:
+    """The story in four panels (README and the top of the report): learning, where JS sits, what the swaps do."""
+    fig, axes = plt.subplots(1, 4, figsize=(18, 3.8))
+    draw_accuracy(axes[0], results["accuracy_curve"])
+    draw_positions(axes[1], results["js_by_position_and_kind"], fork_positions)
+    draw_cross_sampling(axes[2], cross["forward"], "forward")
+    draw_cross_sampling(axes[3], cross["reverse"], "reverse")
+    s = results["shift"]
+    fig.suptitle(f"GRPO: accuracy {results['base_accuracy']:.2f} -> {results['rl_accuracy']:.2f};  "
+                 f"{s['frac_js_below_1e-3']:.0%} of tokens have JS < 1e-3;  {s['planted_fork_recall_top5pct']:.0%} of the "
+                 f"planted forks are in the top 5% by JS;  a few swaps there carry the whole gain", fontsize=11)
     return png_bytes(fig)
 
 
@@ -95,13 +117,18 @@ def ablation_figure(ablation: dict[str, dict[str, Any]], target: float) -> bytes
     return png_bytes(fig)
 
 
+def fork_positions_by_kind(samples: pd.DataFrame) -> dict[str, list[int]]:
+    """The planted fork positions that occur, per prompt kind."""
+    return {kind: sorted({p for forks in group["forks"] for p in forks}) for kind, group in samples.groupby("kind")}
+
+
 def render(results: dict[str, Any], shift_summary: dict[str, Any], tokens: pd.DataFrame, samples: pd.DataFrame,
            decode: Any, story: dict[str, str]) -> str:
     """The page: headline numbers, figures with captions saying what to see, the heatmap, and what is built in."""
     s, cross = results["shift"], results["cross_sampling"]
-    fork_positions = {kind: sorted({p for forks in group["forks"] for p in forks})
-                      for kind, group in samples.groupby("kind")}
+    fork_positions = fork_positions_by_kind(samples)
     figures = {
+        "The story in four panels (the same figure is OUT/overview.png).": overview_figure(results, cross, fork_positions),
         f"Held-out accuracy rises from {results['base_accuracy']:.2f} (base) to {results['rl_accuracy']:.2f} "
         f"after {results['steps']} GRPO steps.": accuracy_figure(results["accuracy_curve"]),
         f"{s['frac_js_below_1e-3']:.0%} of response tokens have JS < 1e-3: RL moved only a few decisions.":

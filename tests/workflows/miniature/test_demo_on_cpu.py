@@ -46,7 +46,8 @@ def test_grpo_ran_through_verl_with_the_monitor_wandb_and_checkpoints(run):
     board = (out / "grpo" / "logging_board" / "grpo_miniature" / "rollout_data_rank_0.jsonl").read_text().splitlines()
     assert {json.loads(line)["step"] for line in board} == set(range(1, results["steps"] + 1))
     steps = sorted(int(p.parent.parent.name.split("_")[-1]) for p in out.glob("grpo/*/global_step_*/actor/huggingface"))
-    assert steps == list(range(5, results["steps"] + 1, 5))
+    every = DemoSettings.reduced().save_freq
+    assert steps == list(range(every, results["steps"] + 1, every))
     assert [step for step, _ in results["accuracy_curve"]] == [0, *steps]
 
 

@@ -103,3 +103,41 @@ def test_a_failed_stage_leaves_no_marker_and_reruns(tmp_path):
         stages.run("grpo", fail)
     assert stages.done("grpo") is None
     assert stages.run("grpo", lambda: {"ok": True})[1]
+
+
+FAKE_TRAINER = """
+import json, os, sys
+args = dict(a.split("=", 1) for a in sys.argv[1:] if "=" in a)
+name, project = args["trainer.experiment_name"], args["trainer.project_name"]
+scale = float(args.get("sparse_rlvr.weighting.scale", 0))
+path = os.path.join(os.environ["VERL_FILE_LOGGER_ROOT"], project, name + ".jsonl")
+os.makedirs(os.path.dirname(path), exist_ok=True)
+with open(path, "w") as f:
+    for step, acc in ((0, 0.7), (5, 0.8 + 0.05 * scale), (10, 0.9)):
+        f.write(json.dumps({"step": step, "data": {"val-core/sparse_rlvr/miniature_mod10/acc/mean@1": acc}}) + "\\n")
+with open(os.environ["FAKE_LOG"], "a") as log:
+    log.write(json.dumps({"argv": sys.argv[1:], "tiny": os.environ["SPARSE_RLVR_TINY_DIR"]}) + "\\n")
+"""
+
+
+def test_the_ablation_runs_every_setting_and_seed_through_the_sweep_runner(tmp_path, monkeypatch):
+    import sys
+
+    from sparse_rlvr.workflows.miniature.pipeline import ABLATION_SETTINGS, DemoSettings, Display, Pipeline
+
+    script = tmp_path / "fake_train.py"
+    script.write_text(FAKE_TRAINER)
+    monkeypatch.setenv("FAKE_LOG", str(tmp_path / "calls.jsonl"))
+    pipeline = Pipeline(tmp_path / "out", DemoSettings(ablation_seeds=(1, 2), ablation_target=0.85), Display(None),
+                        train_command=[sys.executable, str(script)])
+    table = pipeline.ablation_stage()["settings"]
+    assert list(table) == list(ABLATION_SETTINGS)
+    assert all(row["seeds"] == [1, 2] and row["final_accuracy"] == [0.9, 0.9] for row in table.values())
+    assert table["plain GRPO"]["steps_to_target"] == [10, 10] and table["high-JS boost"]["steps_to_target"] == [5, 5]
+    calls = [json.loads(line) for line in (tmp_path / "calls.jsonl").read_text().splitlines()]
+    assert len(calls) == 10 and {c["tiny"] for c in calls} == {str(pipeline.base_dir)}
+    argv = calls[0]["argv"]
+    assert "grpo_miniature_cpu" in argv and "actor_rollout_ref.actor.optim.lr=0.0003" in argv and "trainer.save_freq=-1" in argv
+    assert any(a.startswith("data.seed=") for a in argv)  # the sweep's seed, not the main run's
+    assert pipeline.ablation_stage()["settings"] == table  # a rerun skips the finished runs and reads the same curves
+    assert len((tmp_path / "calls.jsonl").read_text().splitlines()) == 10
