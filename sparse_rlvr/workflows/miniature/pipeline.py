@@ -49,6 +49,7 @@ class DemoSettings:
     cross_samples: int = 2
     eps: tuple[float, ...] = (0.001, 0.01, 0.1)
     ablation_seeds: tuple[int, ...] = (1, 2, 3)
+    ablation_steps: int = 10
     ablation_target: float = 0.9
     seed: int = 0
 
@@ -100,7 +101,8 @@ class Pipeline:
         self.out = out.resolve()
         self.settings = settings
         self.display = display
-        self.stages = StageDir(self.out, _jsonable(asdict(settings)))
+        pinned = {k: v for k, v in _jsonable(asdict(settings)).items() if not k.startswith("ablation_")}
+        self.stages = StageDir(self.out, pinned)  # the ablation's settings are pinned by its own manifest
         self.base_dir = self.out / "base"
 
     @property
@@ -248,7 +250,7 @@ class Pipeline:
                                     weighting.get("rho", 0.2), seed)
                 runs.append(run)
                 names[run.name("mini")] = (label, seed)
-        extra = [o for o in self.grpo_overrides(s.grpo_steps, s.seed, -1, "[console,file]")
+        extra = [o for o in self.grpo_overrides(s.ablation_steps, s.seed, -1, "[console,file]")
                  if not o.startswith(("data.seed", "actor_rollout_ref.rollout.seed"))]
         update, close = self.display.bar("ablation: weighting x seeds (sequential verl runs)", len(runs))
         env = {"SPARSE_RLVR_TINY_DIR": str(self.base_dir), "SPARSE_RLVR_RUN_DIR": str(root / "runs"),

@@ -138,6 +138,7 @@ def test_the_ablation_runs_every_setting_and_seed_through_the_sweep_runner(tmp_p
     assert len(calls) == 10 and {c["tiny"] for c in calls} == {str(pipeline.base_dir)}
     argv = calls[0]["argv"]
     assert "grpo_miniature_cpu" in argv and "actor_rollout_ref.actor.optim.lr=0.0003" in argv and "trainer.save_freq=-1" in argv
+    assert "trainer.total_training_steps=10" in argv  # ablation_steps, not the main run's grpo_steps
     assert any(a.startswith("data.seed=") for a in argv)  # the sweep's seed, not the main run's
     assert pipeline.ablation_stage()["settings"] == table  # a rerun skips the finished runs and reads the same curves
     assert len((tmp_path / "calls.jsonl").read_text().splitlines()) == 10
