@@ -251,9 +251,17 @@ def default_train_command() -> list[str]:
     return [sys.executable, "-m", "sparse_rlvr.train"]
 
 
-def _run_child(command: list[str], env: dict[str, str]) -> int:
-    """Run to completion; on Ctrl-C let the child (which got SIGINT too) shut down before giving up on it."""
-    process = subprocess.Popen(command, env=env)
+def _run_child(command: list[str], env: dict[str, str], log_path: Path | None = None) -> int:
+    """Run to completion (output to `log_path` if given); on Ctrl-C let the child (which got SIGINT too) shut down
+    before giving up on it."""
+    if log_path is not None:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        with log_path.open("ab") as log:
+            return _wait_child(subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT))
+    return _wait_child(subprocess.Popen(command, env=env))
+
+
+def _wait_child(process: subprocess.Popen) -> int:
     try:
         return process.wait()
     except KeyboardInterrupt:
@@ -277,12 +285,14 @@ def run_sweep(
     dry_run: bool = False,
     keep_going: bool = False,
     echo: Callable[[str], None] = print,
+    log_dir: Path | None = None,
 ) -> SweepResult:
     """Launch (or, with `dry_run`, print) every run not yet finished according to the manifest.
 
     `train_command` replaces ``python -m sparse_rlvr.train`` (tests pass a fake one). A run counts
     as finished when its process exited 0; a failed one stops the sweep (SweepFailed) unless
-    `keep_going`. The manifest is not written in a dry run.
+    `keep_going`. The manifest is not written in a dry run. With `log_dir`, each run's output goes to
+    `log_dir/<run name>.log` instead of the console.
     """
     for label, value in (("sweep name", sweep), ("name prefix", name_prefix)):
         if not NAME_PATTERN.fullmatch(value):
@@ -306,7 +316,7 @@ def run_sweep(
         echo(f"{header}: starting")
         manifest.update(name, status="running", started=_now(), command=command, env=env, weighting=asdict(run))
         try:
-            code = _run_child(command, {**os.environ, **env})
+            code = _run_child(command, {**os.environ, **env}, log_dir / f"{name}.log" if log_dir else None)
         except KeyboardInterrupt:
             manifest.update(name, status="interrupted", ended=_now())
             raise

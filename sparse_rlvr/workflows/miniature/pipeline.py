@@ -265,7 +265,7 @@ class Pipeline:
         try:
             with _environment(env):
                 run_sweep(RECIPE, runs, sweep="miniature", name_prefix="mini", manifest_path=root / "manifest.json",
-                          extra_overrides=extra, train_command=self.train_command, echo=echo)
+                          extra_overrides=extra, train_command=self.train_command, echo=echo, log_dir=root / "logs")
         finally:
             close()
         table: dict[str, dict[str, Any]] = {}

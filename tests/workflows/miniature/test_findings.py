@@ -117,6 +117,7 @@ with open(path, "w") as f:
         f.write(json.dumps({"step": step, "data": {"val-core/sparse_rlvr/miniature_mod10/acc/mean@1": acc}}) + "\\n")
 with open(os.environ["FAKE_LOG"], "a") as log:
     log.write(json.dumps({"argv": sys.argv[1:], "tiny": os.environ["SPARSE_RLVR_TINY_DIR"]}) + "\\n")
+print("verl says hello from", name)
 """
 
 
@@ -142,3 +143,5 @@ def test_the_ablation_runs_every_setting_and_seed_through_the_sweep_runner(tmp_p
     assert any(a.startswith("data.seed=") for a in argv)  # the sweep's seed, not the main run's
     assert pipeline.ablation_stage()["settings"] == table  # a rerun skips the finished runs and reads the same curves
     assert len((tmp_path / "calls.jsonl").read_text().splitlines()) == 10
+    logs = sorted((pipeline.out / "ablation" / "logs").glob("*.log"))  # verl's output, not the demo's console
+    assert len(logs) == 10 and "verl says hello from" in logs[0].read_text()
