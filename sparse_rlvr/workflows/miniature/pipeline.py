@@ -55,9 +55,9 @@ class DemoSettings:
 
     @classmethod
     def reduced(cls) -> DemoSettings:
-        """A smaller run for the acceptance test: same stages, fewer steps and samples."""
-        return cls(base=BaseModelConfig(steps=1800, batch_size=64), grpo_steps=12, save_freq=4, test_freq=4,
-                   test_prompts=100, shift_samples=2, cross_samples=2, eps=(0.01, 0.1), ablation_seeds=(1,))
+        """The acceptance test's run: the main job's base model and GRPO (a shorter run did not learn clearly:
+        1,800 base steps and 12 GRPO steps gave 0.705 -> 0.77), fewer samples to analyse and two eps."""
+        return cls(shift_samples=2, eps=(0.01, 0.1), ablation_seeds=(1,))
 
 
 ABLATION_SETTINGS: dict[str, dict[str, Any]] = {

@@ -1,8 +1,10 @@
 """Acceptance test of the main job at reduced scale: the paper's findings, asserted on the real pipeline.
 
 One run of every stage (base training, GRPO through verl, shift, cross-sample, report), then a
-rerun that must skip them all. The thresholds are the issue's findings with margins measured over
-runs of this exact configuration (see the pipeline's DemoSettings.reduced).
+rerun that must skip them all. Reduced: fewer responses analysed and two eps values; the base model
+and GRPO are the main job's, since a shorter run did not learn clearly (DemoSettings.reduced). Two
+runs of the main job measured 0.748 -> 0.953 and 0.735 -> 0.963 (20 steps); the thresholds keep
+about half of each finding as margin. About 8 minutes on 2 cores.
 """
 
 from __future__ import annotations
