@@ -286,13 +286,14 @@ def run_sweep(
     keep_going: bool = False,
     echo: Callable[[str], None] = print,
     log_dir: Path | None = None,
+    run_env: dict[str, str] | None = None,
 ) -> SweepResult:
     """Launch (or, with `dry_run`, print) every run not yet finished according to the manifest.
 
     `train_command` replaces ``python -m sparse_rlvr.train`` (tests pass a fake one). A run counts
     as finished when its process exited 0; a failed one stops the sweep (SweepFailed) unless
     `keep_going`. The manifest is not written in a dry run. With `log_dir`, each run's output goes to
-    `log_dir/<run name>.log` instead of the console.
+    `log_dir/<run name>.log` instead of the console; `run_env` is added to every run's environment.
     """
     for label, value in (("sweep name", sweep), ("name prefix", name_prefix)):
         if not NAME_PATTERN.fullmatch(value):
@@ -316,7 +317,7 @@ def run_sweep(
         echo(f"{header}: starting")
         manifest.update(name, status="running", started=_now(), command=command, env=env, weighting=asdict(run))
         try:
-            code = _run_child(command, {**os.environ, **env}, log_dir / f"{name}.log" if log_dir else None)
+            code = _run_child(command, {**os.environ, **(run_env or {}), **env}, log_dir / f"{name}.log" if log_dir else None)
         except KeyboardInterrupt:
             manifest.update(name, status="interrupted", ended=_now())
             raise

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import threading
 import time
 from collections.abc import Callable
@@ -141,7 +142,9 @@ class Pipeline:
             close()
         staging = self.base_dir / "model.partial"
         trained.save(staging)
-        staging.replace(self.model_dir) if not self.model_dir.exists() else None
+        if self.model_dir.exists():  # left by a run stopped before this stage's marker was written
+            shutil.rmtree(self.model_dir)
+        staging.replace(self.model_dir)
         tokenizer = trained.tokenizer
         s = self.settings
         task.write_parquet(task.rl_rows(task.make_problems(s.train_prompts, s.seed, "train"), tokenizer, "train"),
@@ -263,9 +266,9 @@ class Pipeline:
             update(done, line.split(":")[0])
 
         try:
-            with _environment(env):
-                run_sweep(RECIPE, runs, sweep="miniature", name_prefix="mini", manifest_path=root / "manifest.json",
-                          extra_overrides=extra, train_command=self.train_command, echo=echo, log_dir=root / "logs")
+            run_sweep(RECIPE, runs, sweep="miniature", name_prefix="mini", manifest_path=root / "manifest.json",
+                      extra_overrides=extra, train_command=self.train_command, echo=echo, log_dir=root / "logs",
+                      run_env=env)
         finally:
             close()
         table: dict[str, dict[str, Any]] = {}
@@ -368,24 +371,6 @@ def _last_step(records: list[dict]) -> int:
 def _accuracy_note(records: list[dict], val_n: int) -> str:
     curve = findings.accuracy_curve(records, val_n)
     return f"held-out accuracy {curve[0][1]:.2f} -> {curve[-1][1]:.2f}" if curve else "starting Ray and verl"
-
-
-class _environment:
-    """Set environment variables inside a with-block (the sweep's children inherit them)."""
-
-    def __init__(self, values: dict[str, str]) -> None:
-        self.values, self.saved = values, {}
-
-    def __enter__(self) -> None:
-        self.saved = {k: os.environ.get(k) for k in self.values}
-        os.environ.update(self.values)
-
-    def __exit__(self, *exc: object) -> None:
-        for key, value in self.saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def _jsonable(value: Any) -> Any:
