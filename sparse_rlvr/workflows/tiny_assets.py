@@ -95,12 +95,14 @@ def warm_start(model, tokenizer, rows: list[dict], steps: int, seed: int = 0, ba
 
 def make_tiny_assets(
     out_dir: str | Path, train_rows: int = 256, test_rows: int = 32, seed: int = 0, warm_start_steps: int = 150,
-    max_ops: int = 1,
+    max_ops: int = 1, padded_rows: int | None = None,
 ) -> Path:
     """Write the tiny model/tokenizer and train/test parquet files under `out_dir`; returns it.
 
     Problems have 1 to `max_ops` operations on digits 1..9 (one by default: a tiny model can
     learn some of those). `warm_start_steps` = 0 keeps the random model (it never answers).
+    `padded_rows`: lm_head rows beyond the tokenizer (None: tiny_models.PADDED_ROWS, like real
+    checkpoints; 0: none, where verl's actor and the rollout agree without sparse_rlvr's cut).
     """
     import pandas as pd
     import torch
@@ -111,7 +113,7 @@ def make_tiny_assets(
     out.mkdir(parents=True, exist_ok=True)
     train, test = math_rows(train_rows, seed, "train", max_ops), math_rows(test_rows, seed + 1, "test", max_ops)
     tokenizer = tiny_tokenizer()
-    model = tiny_model(seed, len(tokenizer))
+    model = tiny_model(seed, len(tokenizer), **({} if padded_rows is None else {"padded_rows": padded_rows}))
     if warm_start_steps:
         with torch.random.fork_rng(devices=[]):  # the caller's torch RNG stays as it was
             torch.manual_seed(seed)

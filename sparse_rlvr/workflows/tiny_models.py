@@ -52,13 +52,19 @@ def tiny_tokenizer() -> PreTrainedTokenizerFast:
     return tokenizer
 
 
-def tiny_config(vocab_size: int, hidden_size: int = 64, num_layers: int = 2, **overrides) -> Qwen2Config:
+def tiny_config(
+    vocab_size: int, hidden_size: int = 64, num_layers: int = 2, padded_rows: int = PADDED_ROWS, **overrides
+) -> Qwen2Config:
     """A Qwen2 config small enough to run a training step on one CPU core in milliseconds.
 
+    The embedding and lm_head get `vocab_size` + `padded_rows` rows (0: exactly the tokenizer's,
+    for comparisons where padded rows would legitimately differ, e.g. against plain verl).
     `overrides` set any other Qwen2Config field (e.g. tie_word_embeddings=False).
     """
+    if padded_rows < 0:
+        raise ValueError(f"padded_rows must be >= 0, got {padded_rows}")
     settings = dict(
-        vocab_size=vocab_size + PADDED_ROWS,
+        vocab_size=vocab_size + padded_rows,
         hidden_size=hidden_size,
         intermediate_size=2 * hidden_size,
         num_hidden_layers=num_layers,

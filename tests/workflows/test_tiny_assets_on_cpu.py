@@ -32,3 +32,10 @@ def test_make_tiny_writes_what_the_recipes_read(tmp_path):
     assert default_compute_score(row["data_source"], "\\boxed{12345}", truth) == 0.0
     prompt = tokenizer.apply_chat_template(list(row["prompt"]), add_generation_prompt=True, tokenize=False)
     assert row["prompt"][0]["content"] in prompt
+
+
+def test_make_tiny_can_write_a_model_without_padded_rows(tmp_path):
+    from transformers import AutoConfig, AutoTokenizer
+
+    out = make_tiny_assets(tmp_path, train_rows=2, test_rows=1, warm_start_steps=0, padded_rows=0)
+    assert AutoConfig.from_pretrained(out / "model").vocab_size == len(AutoTokenizer.from_pretrained(out / "model"))

@@ -57,3 +57,11 @@ def test_saved_directory_loads_with_auto_classes(tmp_path):
     with torch.no_grad():
         torch.testing.assert_close(model(ids).logits, tiny_model(seed=1)(ids).logits)
     assert tokenizer.apply_chat_template([{"role": "user", "content": "x"}], tokenize=False).startswith("<|im_start|>")
+
+
+def test_padded_rows_can_be_chosen():
+    """PADDED_ROWS by default, like real checkpoints; padded_rows=0 gives lm_head rows == the tokenizer's."""
+    tokenizer = tiny_tokenizer()
+    assert tiny_model().get_output_embeddings().out_features == len(tokenizer) + PADDED_ROWS
+    assert tiny_model(padded_rows=0).config.vocab_size == len(tokenizer)
+    assert tiny_model(padded_rows=2).get_output_embeddings().out_features == len(tokenizer) + 2
