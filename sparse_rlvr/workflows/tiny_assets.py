@@ -95,7 +95,7 @@ def warm_start(model, tokenizer, rows: list[dict], steps: int, seed: int = 0, ba
 
 def make_tiny_assets(
     out_dir: str | Path, train_rows: int = 256, test_rows: int = 32, seed: int = 0, warm_start_steps: int = 150,
-    max_ops: int = 1, padded_rows: int | None = None,
+    max_ops: int = 1, padded_rows: int | None = None, vllm_compatible: bool = False,
 ) -> Path:
     """Write the tiny model/tokenizer and train/test parquet files under `out_dir`; returns it.
 
@@ -103,17 +103,20 @@ def make_tiny_assets(
     learn some of those). `warm_start_steps` = 0 keeps the random model (it never answers).
     `padded_rows`: lm_head rows beyond the tokenizer (None: tiny_models.PADDED_ROWS, like real
     checkpoints; 0: none, where verl's actor and the rollout agree without sparse_rlvr's cut).
+    `vllm_compatible`: 2 attention heads of 32 dimensions (tiny_models.VLLM_CPU_HEADS) instead of
+    4 of 16, for the vLLM CPU lane.
     """
     import pandas as pd
     import torch
 
-    from sparse_rlvr.workflows.tiny_models import save_checkpoint, tiny_model, tiny_tokenizer
+    from sparse_rlvr.workflows.tiny_models import VLLM_CPU_HEADS, save_checkpoint, tiny_model, tiny_tokenizer
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     train, test = math_rows(train_rows, seed, "train", max_ops), math_rows(test_rows, seed + 1, "test", max_ops)
     tokenizer = tiny_tokenizer()
-    model = tiny_model(seed, len(tokenizer), **({} if padded_rows is None else {"padded_rows": padded_rows}))
+    model_kwargs = ({} if padded_rows is None else {"padded_rows": padded_rows}) | (VLLM_CPU_HEADS if vllm_compatible else {})
+    model = tiny_model(seed, len(tokenizer), **model_kwargs)
     if warm_start_steps:
         with torch.random.fork_rng(devices=[]):  # the caller's torch RNG stays as it was
             torch.manual_seed(seed)
@@ -130,6 +133,7 @@ def make_tiny(
     train_rows: Annotated[int, typer.Option(help="Synthetic arithmetic problems in train.parquet.")] = 256,
     test_rows: Annotated[int, typer.Option(help="Problems in test.parquet.")] = 32,
     seed: Annotated[int, typer.Option(help="Seed of the model weights and of the problems.")] = 0,
+    vllm: Annotated[bool, typer.Option("--vllm", help="A model CPU vLLM can run (head_dim 32), for rollout.name=vllm.")] = False,
 ) -> None:
     """Write a tiny Qwen2 model + tokenizer (HF dir) and a verifiable math dataset in verl's parquet format.
 
@@ -143,4 +147,4 @@ def make_tiny(
     for name, value in (("--train-rows", train_rows), ("--test-rows", test_rows)):
         if value < 1:
             raise UserError(f"{name} must be >= 1, got {value}; verl needs at least one row in each file")
-    typer.echo(make_tiny_assets(out_dir, train_rows=train_rows, test_rows=test_rows, seed=seed))
+    typer.echo(make_tiny_assets(out_dir, train_rows=train_rows, test_rows=test_rows, seed=seed, vllm_compatible=vllm))

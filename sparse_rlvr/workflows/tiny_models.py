@@ -52,6 +52,10 @@ def tiny_tokenizer() -> PreTrainedTokenizerFast:
     return tokenizer
 
 
+VLLM_CPU_HEADS = {"num_attention_heads": 2, "num_key_value_heads": 1}
+"""Attention heads of a tiny model vLLM's CPU backend can run: head_dim 64 / 2 = 32 (it has no kernel for 16)."""
+
+
 def tiny_config(
     vocab_size: int, hidden_size: int = 64, num_layers: int = 2, padded_rows: int = PADDED_ROWS, **overrides
 ) -> Qwen2Config:

@@ -39,3 +39,14 @@ def test_make_tiny_can_write_a_model_without_padded_rows(tmp_path):
 
     out = make_tiny_assets(tmp_path, train_rows=2, test_rows=1, warm_start_steps=0, padded_rows=0)
     assert AutoConfig.from_pretrained(out / "model").vocab_size == len(AutoTokenizer.from_pretrained(out / "model"))
+
+
+def test_make_tiny_vllm_writes_a_model_cpu_vllm_can_run(tmp_path):
+    """`make-tiny --vllm`: head_dim 32 (CPU vLLM's attention has no kernel for the default 16)."""
+    from transformers import AutoConfig
+
+    lane = make_tiny_assets(tmp_path / "lane", train_rows=2, test_rows=1, warm_start_steps=0, vllm_compatible=True)
+    config = AutoConfig.from_pretrained(lane / "model")
+    assert config.hidden_size // config.num_attention_heads == 32 and config.num_key_value_heads == 1
+    default = AutoConfig.from_pretrained(make_tiny_assets(tmp_path / "plain", train_rows=2, test_rows=1, warm_start_steps=0) / "model")
+    assert default.hidden_size // default.num_attention_heads == 16

@@ -137,6 +137,7 @@ def train(config_name: str, overrides: list[str]) -> None:
     from verl.utils.device import auto_set_device
 
     from sparse_rlvr.training.verl_glue.trainer import TokenShiftTaskRunner
+    from sparse_rlvr.training.verl_glue.vllm_cleanup import cleanup_after_run
 
     auto_set_device(config)
     use_reference = need_reference_policy(config) or plugin.enable
@@ -146,4 +147,25 @@ def train(config_name: str, overrides: list[str]) -> None:
         validate_config(config=config, use_reference_policy=use_reference, use_critic=need_critic(config))
     except (ValueError, AssertionError) as error:  # verl's own config checks (batch sizes, strategies)
         raise UserError(f"recipe {config_name}: verl's config check failed: {error}; fix the override") from error
-    run_ppo(config, task_runner_class=TokenShiftTaskRunner)
+    run_id = _mark_run(config)
+    cleanup_after_run(run_id)  # what an earlier, SIGKILLed driver left behind
+    try:
+        run_ppo(config, task_runner_class=TokenShiftTaskRunner)
+    finally:  # vLLM's engines and shared-memory segments, also after a failure
+        cleanup_after_run(run_id)
+
+
+def _mark_run(config) -> str:
+    """Give this run an id in this process's and every Ray process's env, by which its vLLM engines are found."""
+    from omegaconf import open_dict
+
+    from sparse_rlvr.training.verl_glue.vllm_cleanup import new_run_id, run_env
+
+    run_id = new_run_id()
+    marks = run_env(run_id)  # SPARSE_RLVR_RUN_ID, and SPT_NOENV=1 so vLLM's process titles keep the env readable
+    os.environ.update(marks)
+    with open_dict(config):
+        runtime_env = config.ray_kwargs.setdefault("ray_init", {}).setdefault("runtime_env", {})
+        runtime_env.setdefault("env_vars", {})
+        runtime_env.env_vars.update(marks)
+    return run_id
