@@ -7,6 +7,9 @@ shapes, ~1e-6). Each row has its own generator, temperature, top-k/top-p, EOS id
 limit; tokens come from the package's one sampler (``sparse_rlvr.core.sampling.sample``), one
 uniform per token from the row's generator, so what a row samples does not depend on which
 other rows share its batch. Finished rows leave the batch (their KV cache rows are dropped).
+Only the tokenizer's rows of the logits count (``vocab_size``): padded lm_head rows are not
+tokens, and verl's vLLM rollout masks them the same way, so no padded id is ever sampled and the
+log-probs are over the real vocabulary.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ class DecodeRequest:
 
 @dataclass
 class DecodeResult:
-    """One row's response: token ids, log softmax(logits / T)[token] of each (T = 1 when greedy), and why it stopped."""
+    """One row's response: token ids, log softmax(logits[:vocab_size] / T)[token] of each (T = 1 when greedy), and why it stopped."""
 
     token_ids: list[int] = field(default_factory=list)
     log_probs: list[float] = field(default_factory=list)
@@ -55,10 +58,15 @@ def decode_batch(
     model: torch.nn.Module,
     requests: Sequence[DecodeRequest],
     *,
+    vocab_size: int | None,
     pad_id: int = 0,
     should_stop: Optional[Callable[[], bool]] = None,
 ) -> list[DecodeResult]:
     """Autoregressive sampling of every request at once; results in request order.
+
+    ``vocab_size`` is len(tokenizer): only the first ``vocab_size`` logits are sampled from and
+    normalised over (None: all of them, for a model without padded rows). Required, so that no
+    caller forgets it on a padded checkpoint.
 
     A row stops after an EOS token (kept, as vLLM returns it) or after its ``max_tokens``. When
     ``should_stop()`` turns true (checked before every forward) the unfinished rows return what
@@ -88,7 +96,7 @@ def decode_batch(
             return results
         out = model(input_ids=input_ids, attention_mask=mask, position_ids=positions, past_key_values=cache, use_cache=True)
         cache = out.past_key_values
-        logits = out.logits[:, -1].float()
+        logits = out.logits[:, -1, :vocab_size].float()
         temperatures = torch.tensor([requests[i].temperature or 1.0 for i in active], device=logits.device)
         log_probs = (logits / temperatures[:, None]).log_softmax(-1)
         tokens = []

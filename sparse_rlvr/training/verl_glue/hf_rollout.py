@@ -8,10 +8,14 @@ anywhere torch runs (CPU, or one CUDA GPU: same code, device from verl's platfor
   Sampling: temperature (0 = greedy), top-k (<= 0 off), top-p, ``max_tokens`` (default
   ``rollout.response_length``), stop at any EOS id of the model/generation config; one
   sample per request (verl's agent loop repeats each prompt ``rollout.n`` times itself).
-  When ``sampling_params["logprobs"]`` is truthy it returns the log-prob of each sampled token
-  under ``log_softmax(logits / temperature)``: the same distribution verl's actor uses when it
-  recomputes ``old_log_probs`` (``logits.div_(temperature)``), so the two agree up to float
-  rounding. top-k/top-p only restrict *what* is sampled, as in vLLM's default raw log-probs.
+  Only the tokenizer's ``len(tokenizer)`` logits count, as in verl's vLLM rollout (it masks the
+  padded lm_head rows): no padded id is ever sampled. When ``sampling_params["logprobs"]`` is
+  truthy it returns the log-prob of each sampled token under
+  ``log_softmax(logits[:len(tokenizer)] / temperature)``: the distribution verl's vLLM rollout
+  returns and sparse_rlvr's actor recomputes (``TokenShiftWorker`` cuts its lm_head the same
+  way), so the two agree up to float rounding; verl's own actor (plugin off) normalises over the
+  padded rows too and differs by log(1 - padded mass). top-k/top-p only restrict *what* is
+  sampled, as in vLLM's default raw log-probs.
   Concurrent requests are served together: a ``RequestBatcher`` gathers the calls that arrive
   close together (verl sends a step's samples at once) and ``decode_batch`` samples them in one
   left-padded KV-cache decode, each row stopping at its own EOS or ``max_tokens``. Each request
@@ -52,6 +56,7 @@ from verl.workers.rollout.replica import RolloutReplica, TokenOutput
 
 from sparse_rlvr.training.verl_glue.batched_decoding import DecodeRequest, decode_batch
 from sparse_rlvr.training.verl_glue.benchmark_forward_counter import NOT_COUNTED
+from sparse_rlvr.training.verl_glue.real_vocab import tokenizer_vocab_size
 from sparse_rlvr.training.verl_glue.request_batcher import RequestBatcher, answer
 from sparse_rlvr.training.verl_glue.verl_internals import set_replica_server, worker_node_id
 
@@ -85,6 +90,17 @@ def require_platform_loaded() -> str:
     return device
 
 
+def rollout_vocab_size(model_config: Any, path: str) -> int:
+    """len(tokenizer): verl's model config's tokenizer (what its vLLM rollout cuts to), else the one saved at `path`."""
+    known = tokenizer_vocab_size(model_config)
+    if known is not None:
+        return known
+    from transformers import AutoTokenizer
+
+    tokenizer_path = getattr(model_config, "local_tokenizer_path", None) or getattr(model_config, "tokenizer_path", None)
+    return len(AutoTokenizer.from_pretrained(tokenizer_path or path))
+
+
 @torch.no_grad()
 def sample_tokens(
     model: torch.nn.Module,
@@ -96,16 +112,18 @@ def sample_tokens(
     top_p: float,
     eos_ids: set[int],
     generator: torch.Generator,
+    vocab_size: int | None,
     should_stop: Optional[Callable[[], bool]] = None,
 ) -> tuple[list[int], list[float], str]:
     """One request decoded alone (a batch of one); returns (token_ids, log_probs, stop_reason).
 
     Tokens come from the package's one sampler (`sparse_rlvr.core.sampling.sample`: top-k, then
     top-p, one uniform per token from `generator`; temperature 0 is greedy).
-    log_probs[i] = log softmax(logits_i / T)[token_i] (T = 1 when greedy).
+    log_probs[i] = log softmax(logits_i[:vocab_size] / T)[token_i] (T = 1 when greedy); `vocab_size`
+    is len(tokenizer) (None: all logits, for a model without padded rows).
     """
     request = DecodeRequest(list(prompt_ids), max_tokens, temperature, top_k, top_p, set(eos_ids), generator)
-    result = decode_batch(model, [request], should_stop=should_stop)[0]
+    result = decode_batch(model, [request], vocab_size=vocab_size, should_stop=should_stop)[0]
     return result.token_ids, result.log_probs, result.stop_reason
 
 
@@ -131,6 +149,7 @@ class HFServer:
         self.model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(device).eval()
         setattr(self.model, NOT_COUNTED, True)  # decoding is not a training forward (forward_count)
         self.eos_ids = self._eos_ids(model_config)
+        self.vocab_size = rollout_vocab_size(model_config, path)  # sample only the tokenizer's ids, as vLLM under verl
         self.seed = int(getattr(config, "seed", 0) or 0)
         self.requests_seen: collections.Counter = collections.Counter()
         self.pad_id = int(getattr(self.model.config, "pad_token_id", None) or 0)  # left padding, masked out
@@ -180,7 +199,7 @@ class HFServer:
             started = time.perf_counter()
             abort_epoch = self.abort_epoch
             requests = [self._decode_request(pending) for pending in batch]  # arrival order: k-th request per prompt
-            results = decode_batch(self.model, requests, pad_id=self.pad_id,
+            results = decode_batch(self.model, requests, vocab_size=self.vocab_size, pad_id=self.pad_id,
                                    should_stop=lambda: self.abort_epoch != abort_epoch)
             fields = {"global_steps": self.global_steps, "weight_version": self.weight_version}
         if TRACE_ENV in os.environ:  # one JSON line per batch (benchmarks/rollout.py reads them)

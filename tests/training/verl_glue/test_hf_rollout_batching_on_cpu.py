@@ -12,13 +12,14 @@ import torch
 from sparse_rlvr.training.verl_glue.batched_decoding import DecodeRequest, decode_batch
 from sparse_rlvr.training.verl_glue.hf_rollout import HFServer
 from sparse_rlvr.training.verl_glue.request_batcher import RequestBatcher
-from sparse_rlvr.workflows.tiny_models import save_tiny_model
+from sparse_rlvr.workflows.tiny_models import PADDED_ROWS, save_tiny_model, tiny_model, tiny_tokenizer
 
 # prompts of different lengths: batches are left-padded
 PROMPTS = [[5, 9, 12, 30, 7], [3, 4], [8, 8, 8, 8, 8, 8, 8, 8, 1], [5, 9, 12, 30, 7], [2, 3, 4, 5, 6, 7], [3, 4]]
 SAMPLING = {"temperature": 1.0, "top_p": 1.0, "top_k": -1, "logprobs": True}
 # one padded batch vs a row alone: same math, different matrix shapes (float32 rounding, measured ~6e-6)
 LOG_PROB_ATOL = 2e-5
+N_REAL = len(tiny_tokenizer())  # the tiny model has PADDED_ROWS more lm_head rows
 
 
 def make_server(tmp_path, response_length: int = 12) -> HFServer:
@@ -30,9 +31,10 @@ def make_server(tmp_path, response_length: int = 12) -> HFServer:
 
 
 def teacher_forced(model: torch.nn.Module, prompt: list[int], tokens: list[int]) -> torch.Tensor:
+    """[len(tokens)] log p(token_i | prefix) over the tokenizer's rows, from one full forward (the actor's computation)."""
     ids = torch.tensor([prompt + tokens])
     with torch.no_grad():
-        logits = model(ids).logits[0, len(prompt) - 1 : -1].float()
+        logits = model(ids).logits[0, len(prompt) - 1 : -1, :N_REAL].float()
     return logits.log_softmax(-1).gather(-1, torch.tensor(tokens)[:, None])[:, 0]
 
 
@@ -101,14 +103,14 @@ def test_each_row_stops_at_its_own_eos_or_limit(tmp_path):
     def request(i: int, max_tokens: int, eos: set[int]) -> DecodeRequest:
         return DecodeRequest(PROMPTS[i], max_tokens, 1.0, -1, 1.0, eos, torch.Generator().manual_seed(i))
 
-    free = decode_batch(model, [request(i, 12, set()) for i in range(4)])
+    free = decode_batch(model, [request(i, 12, set()) for i in range(4)], vocab_size=N_REAL)
     assert all(len(r.token_ids) == 12 for r in free)
     # row 0 stops at the first token it had not sampled before (its EOS), row 1 at 5 tokens, row 2
     # runs to 12, row 3 at max_tokens=0
     tokens0 = free[0].token_ids
     stop = next(j for j in range(1, 12) if tokens0[j] not in tokens0[:j])
     rows = [request(0, 12, {tokens0[stop]}), request(1, 5, set()), request(2, 12, set()), request(3, 0, set())]
-    batched = decode_batch(model, rows)
+    batched = decode_batch(model, rows, vocab_size=N_REAL)
     assert [len(r.token_ids) for r in batched] == [stop + 1, 5, 12, 0]
     assert all(r.stop_reason == "completed" for r in batched)
     for got, full in zip(batched, free):
@@ -117,8 +119,37 @@ def test_each_row_stops_at_its_own_eos_or_limit(tmp_path):
                                    atol=LOG_PROB_ATOL, rtol=0)
     for i, row in enumerate(rows):  # and each equals the row decoded alone
         row.generator.manual_seed(i)
-        alone = decode_batch(model, [row])[0]
+        alone = decode_batch(model, [row], vocab_size=N_REAL)[0]
         assert alone.token_ids == batched[i].token_ids
+
+
+def _padded_rows_dominant(model: torch.nn.Module) -> torch.nn.Module:
+    """The model with +30 added to every padded row's logit: unless they are cut, nearly every sample is a padded id."""
+    head = model.get_output_embeddings()
+    biased = torch.nn.Linear(head.in_features, head.out_features, bias=True)
+    with torch.no_grad():
+        biased.weight.copy_(head.weight)
+        biased.bias.zero_()
+        biased.bias[N_REAL:] = 30.0
+    model.set_output_embeddings(biased)
+    return model
+
+
+def test_decoding_samples_only_the_tokenizers_ids():
+    """vocab_size cuts the padded rows: no padded id, log-probs = log_softmax over the real rows (as vLLM under verl)."""
+    model = _padded_rows_dominant(tiny_model(seed=0))
+    assert model.config.vocab_size == N_REAL + PADDED_ROWS
+
+    def requests() -> list[DecodeRequest]:
+        return [DecodeRequest(prompt, 12, 1.0, -1, 1.0, set(), torch.Generator().manual_seed(i)) for i, prompt in enumerate(PROMPTS)]
+
+    uncut = decode_batch(model, requests(), vocab_size=None)
+    assert all(token >= N_REAL for r in uncut for token in r.token_ids)  # teeth: the padded rows win when kept
+    cut = decode_batch(model, requests(), vocab_size=N_REAL)
+    for prompt, result in zip(PROMPTS, cut):
+        assert len(result.token_ids) == 12 and max(result.token_ids) < N_REAL
+        torch.testing.assert_close(torch.tensor(result.log_probs), teacher_forced(model, prompt, result.token_ids),
+                                   atol=LOG_PROB_ATOL, rtol=0)
 
 
 def test_abort_reaches_running_and_queued_requests(tmp_path):

@@ -13,6 +13,7 @@ from sparse_rlvr.core.sampling import filter_logits, sample
 from sparse_rlvr.training.verl_glue.hf_rollout import SERVER_NAME, HFServer, HFServerAdapter, sample_tokens
 
 PROMPT = [5, 9, 12, 30, 7]
+N_REAL = len(tiny_tokenizer())  # the tiny model has PADDED_ROWS more lm_head rows; the rollout samples from these
 
 
 @pytest.fixture
@@ -24,10 +25,10 @@ def server(tmp_path) -> HFServer:
 
 
 def teacher_forced_log_probs(model: torch.nn.Module, prompt: list[int], tokens: list[int], temperature: float) -> torch.Tensor:
-    """[len(tokens)] log p(token_i | prefix) / T, from one full forward (the actor's computation)."""
+    """[len(tokens)] log p(token_i | prefix) / T over the tokenizer's rows, from one full forward (the actor's computation)."""
     ids = torch.tensor([prompt + tokens])
     with torch.no_grad():
-        logits = model(ids).logits[0, len(prompt) - 1 : -1].float() / temperature
+        logits = model(ids).logits[0, len(prompt) - 1 : -1, :N_REAL].float() / temperature
     return logits.log_softmax(-1).gather(-1, torch.tensor(tokens)[:, None])[:, 0]
 
 
@@ -38,6 +39,7 @@ def generate(server: HFServer, **params) -> object:
 
 @pytest.mark.parametrize("temperature", [1.0, 0.7])
 def test_log_probs_equal_a_full_forward(server, temperature):
+    assert server.vocab_size == N_REAL  # read from the tokenizer saved with the model
     out = generate(server, temperature=temperature)
     expected = teacher_forced_log_probs(server.model, PROMPT, out.token_ids, temperature)
     # fp32 KV-cache decoding vs one full forward: same math, different reduction order (~1e-6)
@@ -71,6 +73,7 @@ def test_greedy_max_tokens_eos_and_top_k(server):
 def test_sampling_stops_at_an_eos_it_is_certain_to_sample(server):
     """EOS is made certain: a token the same seeded request samples when nothing stops it."""
     params = dict(max_tokens=12, temperature=1.0, top_k=-1, top_p=1.0)
+    params |= dict(vocab_size=server.vocab_size)
     free, free_log_probs, _ = sample_tokens(server.model, PROMPT, eos_ids=set(), generator=torch.Generator().manual_seed(7), **params)
     assert len(free) == 12
     eos = free[4]
@@ -82,9 +85,9 @@ def test_sampling_stops_at_an_eos_it_is_certain_to_sample(server):
 def test_rollout_draws_with_the_packages_one_sampler(server):
     """Each token is core.sampling.sample on that step's logits, drawing from the request's generator."""
     tokens, _, _ = sample_tokens(server.model, PROMPT, max_tokens=8, temperature=0.8, top_k=20, top_p=0.9, eos_ids=set(),
-                                 generator=torch.Generator().manual_seed(5))
+                                 generator=torch.Generator().manual_seed(5), vocab_size=N_REAL)
     with torch.no_grad():
-        logits = server.model(torch.tensor([PROMPT + tokens])).logits[0, len(PROMPT) - 1 : -1].float()
+        logits = server.model(torch.tensor([PROMPT + tokens])).logits[0, len(PROMPT) - 1 : -1, :N_REAL].float()
     generator = torch.Generator().manual_seed(5)
     assert tokens == [int(sample(row[None], 0.8, 0.9, generator, top_k=20)[0]) for row in logits]
 
