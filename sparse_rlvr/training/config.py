@@ -173,7 +173,11 @@ def _check_single_pass_supported(config: Any) -> None:
         if arr[role].strategy not in ("fsdp", "fsdp2"):
             problems.append(f"actor_rollout_ref.{role}.strategy={arr[role].strategy}: the single pass runs on verl's FSDP engines")
     if arr.model.get("use_fused_kernels", False):
-        problems.append("actor_rollout_ref.model.use_fused_kernels=true: fused kernels never build the logits the pass compares")
+        problems.append(
+            "actor_rollout_ref.model.use_fused_kernels=true: fused kernels never build the logits the pass compares, and "
+            "they skip the lm_head forward that cuts the padded vocabulary rows the rollout never samples; set "
+            "actor_rollout_ref.model.use_fused_kernels=false"
+        )
     correction = config.algorithm.get("rollout_correction", None)
     if correction and correction.get("bypass_mode", False):
         problems.append("algorithm.rollout_correction.bypass_mode=true: it skips the old-log-prob pass the single pass replaces")

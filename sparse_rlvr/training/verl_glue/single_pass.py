@@ -6,6 +6,10 @@ module, `prepare_model_outputs`) for both models on the same inputs, so `log_pro
 and `ref_log_probs` are what verl's passes would give, and in between it compares the two full
 next-token distributions with the divergence core, in token chunks. Only per-token [tokens]
 values leave this function (nested like verl's log-probs); the [tokens, V] logits never do.
+
+The shift compares distributions over the tokenizer's vocabulary only (the first `len(tokenizer)`
+logits): `TokenShiftWorker` already cuts both models' lm_heads to it (`real_vocab`), and the
+comparison cuts again, so padded rows can never enter JS, the KLs or the top-1 fields.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from verl.utils.device import get_device_id, get_device_name
 from verl.workers.engine.utils import postprocess_batch_func, prepare_micro_batches
 
 from sparse_rlvr.core.divergence import token_divergence
+from sparse_rlvr.training.verl_glue.real_vocab import tokenizer_vocab_size
 from sparse_rlvr.training.verl_glue.verl_internals import autocast_dtype, gather_and_unpad_packed
 
 logger = logging.getLogger(__name__)
@@ -78,7 +83,8 @@ def log_probs_and_shift(actor: Any, reference: Any | None, data: TensorDict, chu
         stack.enter_context(policy_engine.eval_mode(disable_auto_offload=disable_offload))
         if reference is not None:
             stack.enter_context(reference_engine.eval_mode(disable_auto_offload=disable_offload))
-        outputs = _micro_batch_outputs(policy_engine, reference_engine, reference is None, data, chunk_tokens)
+        vocab_size = tokenizer_vocab_size(actor.model_config)
+        outputs = _micro_batch_outputs(policy_engine, reference_engine, reference is None, data, chunk_tokens, vocab_size)
     if not policy_engine.is_mp_src_rank_with_outputs():
         return None
     return tu.get_tensordict(tensor_dict=outputs["model_output"], non_tensor_dict={"metrics": {}}).cpu()
@@ -99,7 +105,7 @@ def _check_same_layout(actor: Any, reference: Any) -> None:
         )
 
 
-def _micro_batch_outputs(policy_engine, reference_engine, reference_is_adapterless_actor: bool, data, chunk_tokens):
+def _micro_batch_outputs(policy_engine, reference_engine, reference_is_adapterless_actor: bool, data, chunk_tokens, vocab_size):
     tu.assign_non_tensor(data, sp_size=policy_engine.ulysses_sequence_parallel_size)
     micro_batches, indices = prepare_micro_batches(
         data=data, dp_group=policy_engine.get_data_parallel_group(), same_micro_num_in_dp=True
@@ -107,11 +113,12 @@ def _micro_batch_outputs(policy_engine, reference_engine, reference_is_adapterle
     outputs = []
     for micro_batch in micro_batches:
         with torch.no_grad():
-            outputs.append({"model_output": _pass(policy_engine, reference_engine, reference_is_adapterless_actor, micro_batch, chunk_tokens)})
+            outputs.append({"model_output": _pass(policy_engine, reference_engine, reference_is_adapterless_actor, micro_batch,
+                                                  chunk_tokens, vocab_size)})
     return postprocess_batch_func(output_lst=outputs, indices=indices, data=data)
 
 
-def _pass(policy_engine, reference_engine, reference_is_adapterless_actor, micro_batch, chunk_tokens) -> dict[str, torch.Tensor]:
+def _pass(policy_engine, reference_engine, reference_is_adapterless_actor, micro_batch, chunk_tokens, vocab_size) -> dict[str, torch.Tensor]:
     micro_batch = micro_batch.to(get_device_id())
     model_inputs, output_args = policy_engine.prepare_model_inputs(micro_batch=micro_batch)
     with _autocast(policy_engine):
@@ -120,7 +127,7 @@ def _pass(policy_engine, reference_engine, reference_is_adapterless_actor, micro
     with _autocast(reference_engine), adapter_off:
         reference_raw = reference_engine.module(**model_inputs, use_cache=False)
 
-    shift = _shift_per_token(policy_engine, reference_raw.logits, policy_raw.logits, output_args, micro_batch, chunk_tokens)
+    shift = _shift_per_token(policy_engine, reference_raw.logits, policy_raw.logits, output_args, micro_batch, chunk_tokens, vocab_size)
 
     reference_batch = micro_batch.copy()
     tu.assign_non_tensor(reference_batch, calculate_entropy=False)
@@ -137,11 +144,14 @@ def _pass(policy_engine, reference_engine, reference_is_adapterless_actor, micro
             REF_LOG_PROBS: reference_out["log_probs"], **shift}
 
 
-def _shift_per_token(engine, base_logits, policy_logits, output_args, micro_batch, chunk_tokens) -> dict[str, torch.Tensor]:
-    """token_shift_* fields, nested per sequence exactly like verl's log_probs (position i predicts token i+1)."""
+def _shift_per_token(engine, base_logits, policy_logits, output_args, micro_batch, chunk_tokens, vocab_size) -> dict[str, torch.Tensor]:
+    """token_shift_* fields, nested per sequence exactly like verl's log_probs (position i predicts token i+1).
+
+    Only the first `vocab_size` logits (the tokenizer's; None: all) are compared.
+    """
     use_remove_padding = tu.get_non_tensor_data(data=micro_batch, key="use_remove_padding", default=True)
     cu_seqlens = micro_batch["input_ids"].offsets()
-    base_logits, policy_logits = _full(base_logits), _full(policy_logits)
+    base_logits, policy_logits = _full(base_logits)[..., :vocab_size], _full(policy_logits)[..., :vocab_size]
     uniform = _uniform_temperature(micro_batch["temperature"])
     if use_remove_padding:
         # [1, nnz (+ pad), V], split over the sequence-parallel group like verl's rmpad logits

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -56,3 +58,29 @@ def test_uniform_temperature_is_read_from_scalars_and_per_sample_tensors():
     assert _uniform_temperature(0.7) == pytest.approx(0.7)
     assert _uniform_temperature(torch.tensor([1.0, 1.0])) == 1.0
     assert _uniform_temperature(torch.tensor([1.0, 0.5])) is None
+
+
+def test_padded_vocabulary_rows_never_enter_the_shift():
+    """Logits still holding padded rows (here: wildly different in the two models) give the real rows' shift."""
+    from verl.utils import tensordict_utils as tu
+
+    from sparse_rlvr.training.verl_glue.single_pass import _shift_per_token
+
+    lengths, real, padded = [5, 3], 40, 6
+    ids = torch.nested.nested_tensor([torch.arange(n) for n in lengths], layout=torch.jagged)
+    micro_batch = tu.get_tensordict({"input_ids": ids, "temperature": torch.tensor([0.7, 0.7])},
+                                    non_tensor_dict={"use_remove_padding": False})
+    base, policy = (_logits(seed, n=2 * 5, v=real).view(2, 5, real) for seed in (7, 8))
+    base_padded = torch.cat([base, torch.full((2, 5, padded), 50.0, dtype=base.dtype)], dim=-1)
+    policy_padded = torch.cat([policy, torch.full((2, 5, padded), -50.0, dtype=policy.dtype)], dim=-1)
+    got = _shift_per_token(None, base_padded, policy_padded, {"temperature": torch.tensor([0.7, 0.7])}, micro_batch,
+                           None, vocab_size=real)
+    rows = lambda x: torch.cat([x[b, :n] for b, n in enumerate(lengths)]) / 0.7  # noqa: E731
+    expected = token_divergence(rows(base), rows(policy), top_k=0)
+    for key, field in SHIFT_FIELDS.items():
+        torch.testing.assert_close(got[key].values(), getattr(expected, field).float(), msg=key)
+    uncut = _shift_per_token(None, base_padded, policy_padded, {"temperature": torch.tensor([0.7, 0.7])}, micro_batch,
+                             None, vocab_size=None)
+    # teeth: kept, the padded rows would dominate both models (disjoint mass: JS = log 2 at every token)
+    torch.testing.assert_close(uncut["token_shift_js"].values(), torch.full((8,), math.log(2)))
+    assert (uncut["token_shift_js"].values() - got["token_shift_js"].values()).abs().max() > 0.1
