@@ -38,8 +38,6 @@ refused the same way until ``resume_generation``.
 from __future__ import annotations
 
 import asyncio
-import collections
-import hashlib
 import json
 import logging
 import os
@@ -58,6 +56,7 @@ from sparse_rlvr.training.verl_glue.batched_decoding import DecodeRequest, decod
 from sparse_rlvr.training.verl_glue.benchmark_forward_counter import NOT_COUNTED
 from sparse_rlvr.training.verl_glue.real_vocab import tokenizer_vocab_size
 from sparse_rlvr.training.verl_glue.request_batcher import RequestBatcher, answer
+from sparse_rlvr.training.verl_glue.request_seeds import RequestSeeds
 from sparse_rlvr.training.verl_glue.verl_internals import set_replica_server, worker_node_id
 
 logger = logging.getLogger("sparse_rlvr.training.verl_glue.hf_rollout")
@@ -151,7 +150,7 @@ class HFServer:
         self.eos_ids = self._eos_ids(model_config)
         self.vocab_size = rollout_vocab_size(model_config, path)  # sample only the tokenizer's ids, as vLLM under verl
         self.seed = int(getattr(config, "seed", 0) or 0)
-        self.requests_seen: collections.Counter = collections.Counter()
+        self.request_seeds = RequestSeeds(self.seed)
         self.pad_id = int(getattr(self.model.config, "pad_token_id", None) or 0)  # left padding, masked out
         self.lock = threading.Lock()  # held by a running batch, a weight sync or a sleep: never two at once
         self.aborted = False
@@ -162,16 +161,8 @@ class HFServer:
         self.weight_version = 0
 
     def _request_generator(self, prompt_ids: list[int]) -> torch.Generator:
-        """A generator seeded by (seed, weight version, prompt, k-th request for that prompt).
-
-        Requests arrive concurrently in any order; seeding each from what it is, not from when it
-        came, makes a run's rollouts the same every time (e.g. an ablation's runs sample alike).
-        """
-        key = (self.weight_version, tuple(prompt_ids))
-        k = self.requests_seen[key]
-        self.requests_seen[key] += 1
-        digest = hashlib.sha256(repr((self.seed, *key, k)).encode()).digest()
-        return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") >> 1)
+        """A generator seeded by (seed, weight version, prompt, k-th request for that prompt) (``RequestSeeds``)."""
+        return torch.Generator().manual_seed(self.request_seeds.next(self.weight_version, prompt_ids))
 
     def _eos_ids(self, model_config: Any) -> set[int]:
         ids: set[int] = set()
@@ -246,7 +237,7 @@ class HFServer:
                 self.model.tie_weights()
             self.global_steps = global_steps
             self.weight_version += 1
-            self.requests_seen.clear()
+            self.request_seeds.seen.clear()
             return self.weight_version
 
     async def update_weights(self, named_tensors: dict[str, torch.Tensor], global_steps: Optional[int] = None) -> int:

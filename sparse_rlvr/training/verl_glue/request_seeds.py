@@ -19,9 +19,13 @@ class RequestSeeds:
     def __init__(self, seed: int) -> None:
         self.seed = int(seed)
         self.seen: collections.Counter = collections.Counter()
+        self.version: Hashable = None
 
     def next(self, weight_version: Hashable, prompt_ids: Sequence[int]) -> int:
-        """The seed of the next request for this prompt under this weight version."""
+        """The seed of the next request for this prompt under this weight version (a new version forgets the old counts)."""
+        if weight_version != self.version:
+            self.seen.clear()
+            self.version = weight_version
         key = (weight_version, tuple(int(i) for i in prompt_ids))
         k = self.seen[key]
         self.seen[key] += 1

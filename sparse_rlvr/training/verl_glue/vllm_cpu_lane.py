@@ -44,7 +44,10 @@ def apply_cpu_vllm_settings(config) -> list[str]:
     - ``engine_kwargs.vllm.worker_extension_cls``: our CPU weight sync (kept if the user set one);
     - ``enable_sleep_mode=false``: CPU vLLM has no sleep mode (verl's sleep/wake calls become no-ops);
     - ``enforce_eager=true``: no CUDA graphs on CPU (and no minute-long torch.compile of the model);
-    - ``gpu_memory_utilization`` at most CPU_KV_CACHE_FRACTION: on CPU it is a share of the RAM.
+    - ``gpu_memory_utilization`` at most CPU_KV_CACHE_FRACTION: on CPU it is a share of the RAM;
+    - ``enable_chunked_prefill=false``: the lane seeds every request (``vllm_cpu_server``), and vLLM
+      0.30 rewinds a seeded request's generator when it cuts a prefill into chunks, which a CPU
+      generator cannot do ("CPU Generator does not use offset": the engine dies).
     """
     from omegaconf import open_dict
 
@@ -56,7 +59,7 @@ def apply_cpu_vllm_settings(config) -> list[str]:
         if not vllm_kwargs.get("worker_extension_cls"):
             engine_kwargs["vllm"] = {**vllm_kwargs, "worker_extension_cls": WORKER_EXTENSION}
             changes.append(f"engine_kwargs.vllm.worker_extension_cls={WORKER_EXTENSION}")
-        for key, value in (("enable_sleep_mode", False), ("enforce_eager", True)):
+        for key, value in (("enable_sleep_mode", False), ("enforce_eager", True), ("enable_chunked_prefill", False)):
             if rollout.get(key) != value:
                 rollout[key] = value
                 changes.append(f"{key}={value}")

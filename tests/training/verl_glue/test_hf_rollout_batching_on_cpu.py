@@ -155,6 +155,7 @@ def test_decoding_samples_only_the_tokenizers_ids():
 def test_abort_reaches_running_and_queued_requests(tmp_path):
     """A long running batch stops at its next token; requests queued behind it return at once."""
     server = make_server(tmp_path, response_length=100_000)
+    server.eos_ids = set()  # no request may finish on its own before the abort: only the abort ends them
     long = SAMPLING | {"max_tokens": 100_000}
 
     async def scenario():

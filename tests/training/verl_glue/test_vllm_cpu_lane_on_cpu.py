@@ -30,9 +30,9 @@ def test_cpu_settings_are_applied_once_and_keep_the_users_extension():
     changes = apply_cpu_vllm_settings(config)
     rollout = config.actor_rollout_ref.rollout
     assert rollout.engine_kwargs.vllm.worker_extension_cls == WORKER_EXTENSION
-    assert (rollout.enable_sleep_mode, rollout.enforce_eager) == (False, True)
+    assert (rollout.enable_sleep_mode, rollout.enforce_eager, rollout.enable_chunked_prefill) == (False, True, False)
     assert rollout.gpu_memory_utilization == CPU_KV_CACHE_FRACTION
-    assert len(changes) == 4
+    assert len(changes) == 5
     assert apply_cpu_vllm_settings(config) == []  # nothing left to change
     own = _vllm_config("+actor_rollout_ref.rollout.engine_kwargs.vllm.worker_extension_cls=my.Ext",
                        "actor_rollout_ref.rollout.gpu_memory_utilization=0.01")
