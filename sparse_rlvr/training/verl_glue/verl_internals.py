@@ -405,14 +405,95 @@ INTERNALS: tuple[Internal, ...] = (
         "the CPU reference engine asks for pinned memory and fails without an accelerator",
         _offload_policy,
     ),
+    Internal(
+        "TrainingWorker.engine.module, TrainingWorker.model_config.tokenizer; FSDPEngineWithLMHead's log-probs from "
+        "module(...).logits",
+        "actor_worker.cut_to_tokenizer (the lm_head hook that drops padded vocabulary rows)",
+        "the actor's log-probs and entropy include padded rows again, unlike the rollout's "
+        "(training/rollout_probs_diff grows by log(1 - padded mass))",
+        lambda: "self.module" in _source(_fsdp_engine()) and "output.logits" in _source(_fsdp_engine().prepare_model_outputs)
+        and "self.engine" in _source(_training_worker()) and "self.model_config" in _source(_training_worker()),
+    ),
 )
 """The canary test runs every ``check``; each returns True or raises naming what moved."""
 
 
-def missing_internals() -> list[str]:
-    """Names in INTERNALS whose check fails in the installed verl, with the reason; [] when all hold."""
+def _training_worker() -> type:
+    from verl.workers.engine_workers import TrainingWorker
+
+    return TrainingWorker
+
+
+def _vllm_server() -> Any:
+    from verl.workers.rollout.vllm_rollout import vllm_async_server
+
+    return vllm_async_server
+
+
+def _vllm_worker_extension() -> type:
+    from verl.workers.rollout.vllm_rollout.utils import vLLMColocateWorkerExtension
+
+    return vLLMColocateWorkerExtension
+
+
+def _worker_extension_internals() -> bool:
+    from verl.workers.rollout.vllm_rollout.bucketed_weight_transfer import BucketedWeightReceiver
+    from verl.workers.rollout.vllm_rollout.weight_update_utils import split_buffer_updates
+
+    extension = _vllm_worker_extension()
+    names = ("_get_zmq_handle", "_apply_buffer_updates_all_models", "update_weights_from_ipc")
+    new_source = _source(extension.__new__)
+    return (all(hasattr(extension, name) for name in names)
+            and "instance._is_qat_model" in new_source and "instance._is_modelopt_qat" in new_source
+            and {"zmq_handle", "device", "use_shm"} <= set(inspect.signature(BucketedWeightReceiver).parameters)
+            and "on_bucket_received" in inspect.signature(BucketedWeightReceiver.receive_weights).parameters
+            and list(inspect.signature(split_buffer_updates).parameters) == ["model", "weights"])
+
+
+def _vllm_layerwise_reload() -> bool:
+    from vllm.model_executor.model_loader.reload import finalize_layerwise_reload, initialize_layerwise_reload
+
+    return callable(initialize_layerwise_reload) and callable(finalize_layerwise_reload)
+
+
+VLLM_LANE_INTERNALS: tuple[Internal, ...] = (
+    Internal(
+        "vLLMHttpServer.generate(prompt_ids, sampling_params, request_id, ...) / .global_steps / .replica_rank",
+        "vllm_cpu_server.SeededvLLMHttpServer (seeds each request by step, prompt and k)",
+        "requests reach vLLM unseeded (two runs sample differently: s=0 no longer equals plain GRPO) or the server fails",
+        lambda: (list(inspect.signature(_vllm_server().vLLMHttpServer.generate).parameters)[1:4]
+                 == ["prompt_ids", "sampling_params", "request_id"]
+                 and "self.global_steps = global_steps" in _source(_vllm_server().vLLMHttpServer.set_global_steps)
+                 and "self.replica_rank" in _source(_vllm_server().vLLMHttpServer)),
+    ),
+    Internal(
+        "vLLMReplica.server_class",
+        "vllm_cpu_server.SeededvLLMReplica (serves through the seeded server)",
+        "the CPU lane's replica launches verl's unseeded server",
+        lambda: "self.server_class = ray.remote(vLLMHttpServer)" in _source(_vllm_server().vLLMReplica.__init__)
+        and "self.server_class.options(" in _source(_vllm_server().vLLMReplica.launch_servers),
+    ),
+    Internal(
+        "vLLMColocateWorkerExtension._is_qat_model/_is_modelopt_qat/_get_zmq_handle/_apply_buffer_updates_all_models, "
+        "BucketedWeightReceiver, split_buffer_updates",
+        "vllm_cpu_worker.CPUColocateWorkerExtension (the CPU lane's weight sync)",
+        "weights never reach CPU vLLM after an update (the rollout keeps sampling the first policy) or the sync hangs",
+        _worker_extension_internals,
+    ),
+    Internal(
+        "vllm.model_executor.model_loader.reload.{initialize,finalize}_layerwise_reload (vLLM, not verl)",
+        "vllm_cpu_worker.CPUColocateWorkerExtension",
+        "no way to reload CPU vLLM's packed linear weights in place",
+        _vllm_layerwise_reload,
+    ),
+)
+"""What the vLLM CPU lane reaches into; checked by the lane's tests where vLLM is installed."""
+
+
+def missing_internals(internals: tuple[Internal, ...] | None = None) -> list[str]:
+    """Names in `internals` (default INTERNALS) whose check fails in the installed verl, with the reason; [] when all hold."""
     missing = []
-    for internal in INTERNALS:
+    for internal in INTERNALS if internals is None else internals:
         try:
             ok = internal.check()
         except Exception as error:  # a moved module or attribute is the very thing being reported

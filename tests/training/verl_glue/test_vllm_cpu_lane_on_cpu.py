@@ -94,3 +94,11 @@ def test_request_seeds_depend_on_what_a_request_is_not_when_it_came():
     assert RequestSeeds(7).next(2, prompts[0]) != seeds[0]  # a new weight version samples anew
     assert RequestSeeds(8).next(1, prompts[0]) != seeds[0]  # and so does another run seed
     assert 0 <= seeds[0] < 2**63
+
+
+@needs_lane
+def test_verl_and_vllm_internals_of_the_lane_are_still_there():
+    from sparse_rlvr.training.verl_glue.verl_internals import VLLM_LANE_INTERNALS, missing_internals
+
+    assert len(VLLM_LANE_INTERNALS) == 4
+    assert missing_internals(VLLM_LANE_INTERNALS) == []
