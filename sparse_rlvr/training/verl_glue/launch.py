@@ -79,20 +79,24 @@ def check_cpu_config(config) -> None:
 def pass_plugin_env(config) -> "PluginConfig":
     """Validate the ``sparse_rlvr`` section; put its weighting in this process's and every Ray process's env
     (``ray_kwargs.ray_init.runtime_env.env_vars``): the one route by which the workers' loss gets it."""
-    from omegaconf import open_dict
-
     from sparse_rlvr.training.config import PluginConfig, check_run_config
 
     plugin = PluginConfig.from_config(config.get("sparse_rlvr"))
     check_run_config(config, plugin)
     env = plugin.ray_env_vars()
     os.environ.update(env)
+    _put_in_ray_env(config, env)
+    return plugin
+
+
+def _put_in_ray_env(config, env: dict[str, str]) -> None:
+    """Merge ``env`` into ``ray_kwargs.ray_init.runtime_env.env_vars``, over the values already there."""
+    from omegaconf import open_dict
+
     with open_dict(config):
-        ray_init = config.ray_kwargs.setdefault("ray_init", {})
-        runtime_env = ray_init.setdefault("runtime_env", {})
+        runtime_env = config.ray_kwargs.setdefault("ray_init", {}).setdefault("runtime_env", {})
         runtime_env.setdefault("env_vars", {})
         runtime_env.env_vars.update(env)
-    return plugin
 
 
 def _default_reference_batching(config) -> None:
@@ -157,15 +161,10 @@ def train(config_name: str, overrides: list[str]) -> None:
 
 def _mark_run(config) -> str:
     """Give this run an id in this process's and every Ray process's env, by which its vLLM engines are found."""
-    from omegaconf import open_dict
-
     from sparse_rlvr.training.verl_glue.vllm_cleanup import new_run_id, run_env
 
     run_id = new_run_id()
     marks = run_env(run_id)  # SPARSE_RLVR_RUN_ID, and SPT_NOENV=1 so vLLM's process titles keep the env readable
     os.environ.update(marks)
-    with open_dict(config):
-        runtime_env = config.ray_kwargs.setdefault("ray_init", {}).setdefault("runtime_env", {})
-        runtime_env.setdefault("env_vars", {})
-        runtime_env.env_vars.update(marks)
+    _put_in_ray_env(config, marks)
     return run_id
