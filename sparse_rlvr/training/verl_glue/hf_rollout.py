@@ -237,7 +237,6 @@ class HFServer:
                 self.model.tie_weights()
             self.global_steps = global_steps
             self.weight_version += 1
-            self.request_seeds.seen.clear()
             return self.weight_version
 
     async def update_weights(self, named_tensors: dict[str, torch.Tensor], global_steps: Optional[int] = None) -> int:
