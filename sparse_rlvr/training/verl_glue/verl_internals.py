@@ -227,6 +227,12 @@ def _replica() -> type:
     return RolloutReplica
 
 
+def _training_worker() -> type:
+    from verl.workers.engine_workers import TrainingWorker
+
+    return TrainingWorker
+
+
 def _hooks_exist() -> bool:
     trainer = _ppo_trainer()
     for name in TRAINER_HOOKS:
@@ -418,29 +424,17 @@ INTERNALS: tuple[Internal, ...] = (
 """The canary test runs every ``check``; each returns True or raises naming what moved."""
 
 
-def _training_worker() -> type:
-    from verl.workers.engine_workers import TrainingWorker
-
-    return TrainingWorker
-
-
 def _vllm_server() -> Any:
     from verl.workers.rollout.vllm_rollout import vllm_async_server
 
     return vllm_async_server
 
 
-def _vllm_worker_extension() -> type:
-    from verl.workers.rollout.vllm_rollout.utils import vLLMColocateWorkerExtension
-
-    return vLLMColocateWorkerExtension
-
-
 def _worker_extension_internals() -> bool:
     from verl.workers.rollout.vllm_rollout.bucketed_weight_transfer import BucketedWeightReceiver
+    from verl.workers.rollout.vllm_rollout.utils import vLLMColocateWorkerExtension as extension
     from verl.workers.rollout.vllm_rollout.weight_update_utils import split_buffer_updates
 
-    extension = _vllm_worker_extension()
     names = ("_get_zmq_handle", "_apply_buffer_updates_all_models", "update_weights_from_ipc")
     new_source = _source(extension.__new__)
     return (all(hasattr(extension, name) for name in names)
