@@ -78,8 +78,10 @@ def straightforward_js(base: torch.Tensor, policy: torch.Tensor) -> torch.Tensor
 
 
 
-METHODS = ("straightforward", "eager", "compiled", "compiled_js_only", "roofline")
-"""compiled_js_only: the issue's reference point, torch.compile of straightforward_js over 64-row
+METHODS = ("straightforward", "eager", "compiled", "inductor", "compiled_js_only", "roofline")
+"""compiled: token_divergence's compiled path (on CPU the hand-written kernel, cpu_kernel.cpp; its
+first call builds it, from an empty extension cache). inductor: the torch.compile kernel (fused.py),
+which CUDA runs and CPU falls back to (the CPU kernel switched off). compiled_js_only: the issue's reference point, torch.compile of straightforward_js over 64-row
 chunks (JS only, float32 sums): what a fused kernel of the plain formula costs on this machine.
 roofline: the machine's limit for any exact JS, see roofline()."""
 
@@ -152,11 +154,12 @@ def measure(method: str, n: int, vocab: int, device: str, chunk_size: int | None
         "straightforward": lambda b, p: straightforward_js(b, p),
         "eager": lambda b, p: token_divergence(b, p, chunk_size=chunk_size, compiled=False).js,
         "compiled": lambda b, p: token_divergence(b, p, chunk_size=chunk_size, compiled=True).js,
+        "inductor": lambda b, p: token_divergence(b, p, chunk_size=chunk_size, compiled=True).js,
         "compiled_js_only": compiled_js_only,
         "roofline": lambda b, p: roofline(b, p, chunk_size)[:, 2],
     }[method]
     first_call_s = None
-    if method.startswith("compiled") or method == "roofline":  # the first call compiles every chunk shape this input needs
+    if method.startswith("compiled") or method in ("inductor", "roofline"):  # the first call compiles every chunk shape this input needs
         _sync(device)
         start = time.perf_counter()
         run(base, policy)
@@ -183,6 +186,10 @@ def measure(method: str, n: int, vocab: int, device: str, chunk_size: int | None
     if first_call_s is not None:
         result["first_call_s"] = first_call_s
         result["compile_s"] = first_call_s - seconds  # first call minus a steady-state call
+    if method == "compiled" and device == "cpu":
+        from sparse_rlvr.core.divergence import cpu_kernel
+
+        result["kernel_build_s"] = cpu_kernel.build_seconds()  # None: not built (the torch.compile path ran)
     if method == "compiled" and device == "cuda":
         bandwidth = copy_bandwidth(device)
         input_bytes = base.numel() * base.element_size() + policy.numel() * policy.element_size()
@@ -212,11 +219,12 @@ def main() -> None:
         cmd = [sys.executable, __file__, "--only", method, "--n", str(args.n), "--vocab", str(args.vocab),
                "--device", args.device] + (["--chunk-size", str(args.chunk_size)] if args.chunk_size else [])
         cmd += ["--threads", str(args.threads)] if args.threads else []
-        with tempfile.TemporaryDirectory() as cache:  # an empty inductor cache: the compile time is a cold one
-            env = os.environ | {"TORCHINDUCTOR_CACHE_DIR": cache}
+        with tempfile.TemporaryDirectory() as cache:  # empty inductor and extension caches: cold compile times
+            env = os.environ | {"TORCHINDUCTOR_CACHE_DIR": cache, "TORCH_EXTENSIONS_DIR": str(Path(cache) / "ext")}
+            env |= {"SPARSE_RLVR_DIVERGENCE_CPU_KERNEL": "0"} if method == "inductor" else {}
             out = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=REPO, env=env).stdout
         results[method] = json.loads(out.strip().splitlines()[-1])
-    baseline, eager, compiled, js_only, roof = (results[m] for m in METHODS)
+    baseline, eager, compiled, inductor, js_only, roof = (results[m] for m in METHODS)
     summary = {
         "n": args.n, "vocab": args.vocab, "device": args.device, "torch_threads": torch.get_num_threads(),
         "results": results,
@@ -224,6 +232,8 @@ def main() -> None:
         "compiled_vs_eager": compiled["tokens_per_s"] / eager["tokens_per_s"],
         "compiled_vs_straightforward_per_cpu_s": compiled["tokens_per_cpu_s"] / baseline["tokens_per_cpu_s"],
         "eager_vs_straightforward": eager["tokens_per_s"] / baseline["tokens_per_s"],
+        "inductor_vs_straightforward": inductor["tokens_per_s"] / baseline["tokens_per_s"],
+        "compiled_vs_inductor": compiled["tokens_per_s"] / inductor["tokens_per_s"],
         "compiled_vs_compiled_js_only": compiled["tokens_per_s"] / js_only["tokens_per_s"],
         "compiled_fraction_of_roofline": compiled["tokens_per_s"] / roof["tokens_per_s"],
         "roofline_vs_straightforward": roof["tokens_per_s"] / baseline["tokens_per_s"],
@@ -238,7 +248,9 @@ def main() -> None:
               f"{'-' if r['method'] == 'roofline' else format(r['js_mean'], '.6f'):>12}{first:>14}")
     print(f"compiled: {summary['compiled_vs_straightforward']:.1f}x the straightforward formulation (target >= 15x, "
           f"goal 25x; {summary['compiled_vs_straightforward_per_cpu_s']:.1f}x per CPU-second), "
-          f"{summary['compiled_vs_eager']:.1f}x the eager core; compile time {compiled['compile_s']:.1f} s; "
+          f"{summary['compiled_vs_eager']:.1f}x the eager core, {summary['compiled_vs_inductor']:.1f}x the torch.compile "
+          f"kernel ({summary['inductor_vs_straightforward']:.1f}x the baseline); first call {compiled['first_call_s']:.1f} s"
+          f"{' (kernel build ' + format(compiled['kernel_build_s'], '.1f') + ' s)' if compiled.get('kernel_build_s') else ''}; "
           f"peak memory {summary['compiled_memory_ratio']:.3f} of the baseline's; "
           f"{summary['compiled_vs_compiled_js_only']:.2f}x the compiled JS-only plain formula")
     print(f"roofline (one read, 2 exps + 1 log per element, row sums): {roof['tokens_per_s']:.0f} tokens/s = "

@@ -63,3 +63,29 @@ def test_the_wheel_ships_every_recipe_and_composes_each_from_the_install(install
     assert result["shipped"] == SOURCE_RECIPES
     assert set(result["composed"]) == {Path(r).stem for r in SOURCE_RECIPES if "/" not in r and not r.startswith("_")}
     assert result["composed"]["grpo_qwen2p5_math_7b"] == "vllm" and result["composed"]["grpo_tiny_cpu"] == "hf"
+
+
+BUILD_THE_CPU_KERNEL = """
+import json, torch
+from sparse_rlvr.core.divergence import cpu_kernel, token_divergence
+op = cpu_kernel.row_sums_op()
+g = torch.Generator().manual_seed(0)
+base = torch.randn(8, 300, generator=g)
+policy = base + torch.randn(8, 300, generator=g)
+fast, eager = token_divergence(base, policy, compiled=True), token_divergence(base, policy, compiled=False)
+print(json.dumps({"source": str(cpu_kernel.SOURCE), "built": op is not None, "error": cpu_kernel._state.get("error"),
+                  "js_diff": float((fast.js - eager.js).abs().max())}))
+"""
+
+
+def test_the_wheel_ships_the_cpu_kernel_and_builds_it_from_the_install(installed_wheel: Path, tmp_path: Path) -> None:
+    env = os.environ | {"PYTHONPATH": str(installed_wheel), "TORCH_EXTENSIONS_DIR": str(tmp_path / "extensions")}
+    env.pop("SPARSE_RLVR_DIVERGENCE_CPU_KERNEL", None)
+    out = subprocess.run(
+        [sys.executable, "-c", BUILD_THE_CPU_KERNEL], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert Path(result["source"]).is_relative_to(installed_wheel), result["source"]
+    assert result["built"], result["error"]
+    assert result["js_diff"] < 2e-6

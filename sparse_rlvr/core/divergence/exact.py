@@ -16,8 +16,10 @@ Every term is bounded (p * relu(d) <= d * exp(-d) since q <= 1), so the row sum 
 Peak extra memory is O(chunk x V): only one chunk of rows is ever upcast and expanded.
 
 Two paths compute the same fields (tested equal, and against a float64 reference):
-- compiled (fused.py): one torch.compile'd kernel per fixed chunk shape, rows padded to that
-  shape; the same JS form (u from one log, or its series for small |d|), entropies and KLs
+- compiled: on CPU (float32/bf16/fp16), a hand-written kernel (cpu_kernel.cpp, built once per
+  machine) makes the row sums with each row in cache; elsewhere (CUDA, or where it cannot be
+  built) fused.py's torch.compile'd kernel, one per fixed chunk shape, rows padded to that
+  shape. Both use the same JS form (u from one log, or its series for small |d|), entropies and KLs
   from unnormalised exp sums; float32 terms summed in float32 within 128-column blocks, the
   block sums in float64. Used for bf16/fp16/fp32 inputs, on CPU and CUDA.
 - eager (eager.py): plain tensor ops; the reference, and the path for float64 inputs, top_p,
@@ -30,7 +32,7 @@ from __future__ import annotations
 
 import torch
 
-from sparse_rlvr.core.divergence import fused
+from sparse_rlvr.core.divergence import cpu_kernel, fused
 from sparse_rlvr.core.divergence.checks import check_pair
 from sparse_rlvr.core.divergence.eager import Workspace, chunk_divergence
 from sparse_rlvr.core.divergence.result import TokenDivergence
@@ -170,10 +172,14 @@ def _compiled_divergence(
     """
     n = len(base)
     t = torch.tensor(float(temperature), dtype=torch.float32, device=base.device)
+    by_hand = cpu_kernel.applies(base, policy) and cpu_kernel.row_sums_op() is not None
     out: dict[str, torch.Tensor] = {}
     for start in range(0, n, rows):
         stop = min(start + rows, n)
-        part = fused.run_compiled(*_padded(base, policy, start, stop, rows), t, top_k)
+        if by_hand:  # the CPU kernel takes any number of rows: no padding
+            part = fused.cpu_statistics(*(_contiguous_rows(x[start:stop]) for x in (base, policy)), t, top_k)
+        else:
+            part = fused.run_compiled(*_padded(base, policy, start, stop, rows), t, top_k)
         if part is None:
             return None
         for name, value in zip(FIELDS, part, strict=True):
@@ -190,6 +196,11 @@ def _compiled_divergence(
     return TokenDivergence(**out)
 
 
+def _contiguous_rows(x: torch.Tensor) -> torch.Tensor:
+    """x itself when its rows are contiguous (unit column stride), else a contiguous copy."""
+    return x if x.stride(-1) == 1 else x.contiguous()
+
+
 def _padded(base: torch.Tensor, policy: torch.Tensor, start: int, stop: int, rows: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Rows [start, stop) of both inputs, as views when the chunk is full, else zero-padded copies.
 
@@ -198,9 +209,7 @@ def _padded(base: torch.Tensor, policy: torch.Tensor, start: int, stop: int, row
     """
     chunk = []
     for x in (base, policy):
-        part = x[start:stop]
-        if part.stride(-1) != 1:
-            part = part.contiguous()
+        part = _contiguous_rows(x[start:stop])
         if stop - start < rows:
             padded_rows = min(rows, max(MIN_COMPILED_ROWS, 1 << (stop - start - 1).bit_length()))
             # same row stride as a full chunk of the input, so both share one compiled kernel

@@ -34,6 +34,7 @@ from collections.abc import Callable
 
 import torch
 
+from sparse_rlvr.core.divergence import cpu_kernel
 from sparse_rlvr.core.divergence.topk import topk_and_max
 
 logger = logging.getLogger(__name__)
@@ -67,27 +68,45 @@ def chunk_statistics(
     k = max(top_k, 1)
     base_top_values, base_top, base_max = topk_and_max(base, k)
     policy_top_values, policy_top, policy_max = topk_and_max(policy, k)
-    policy_top1 = policy_top[:, :1]
-    at_top1 = base.gather(1, policy_top1)
+    at_top1 = base.gather(1, policy_top[:, :1])
     inverse_t = 1.0 / temperature
     parts = _blocked(base, policy)
     # pass 1: every sum that needs only e^a, e^b
     sums = [sum(s) for s in zip(*(_exp_sums(x, y, base_max, policy_max, inverse_t) for x, y in parts))]
-    sum_a, sum_b, sum_a_a, sum_b_b, sum_a_ab, sum_b_ba = sums
+    sum_a, sum_b = sums[:2]
     log_sum_a, log_sum_b = sum_a.log(), sum_b.log()
-    # H(p) = log S_a - sum(e^a a) / S_a; KL(p||q) = sum(e^a (a - b)) / S_a + log S_b - log S_a:
-    # no float32 normaliser enters a sum, and identical rows give exactly 0
-    base_entropy, policy_entropy = log_sum_a - sum_a_a / sum_a, log_sum_b - sum_b_b / sum_b
-    kl_pq = sum_a_ab / sum_a + (log_sum_b - log_sum_a)
-    kl_qp = sum_b_ba / sum_b + (log_sum_a - log_sum_b)
     # pass 2: JS, now that the normalisers are known
     norms = ((log_sum_b - log_sum_a).float(), (1.0 / sum_a).float(), (1.0 / sum_b).float())
     js, above = (sum(s) for s in zip(*(_js_sum(x, y, base_max, policy_max, at_top1, inverse_t, *norms) for x, y in parts)))
-    js = 0.5 * js
+    return finish(
+        sums, js, above, base_max, policy_max, at_top1, base_top_values, base_top, policy_top_values, policy_top,
+        inverse_t, top_k,
+    )
+
+
+def finish(
+    sums: list[torch.Tensor], js_sum: torch.Tensor, above: torch.Tensor, base_max: torch.Tensor,
+    policy_max: torch.Tensor, at_top1: torch.Tensor, base_top_values: torch.Tensor, base_top: torch.Tensor,
+    policy_top_values: torch.Tensor, policy_top: torch.Tensor, inverse_t: torch.Tensor, top_k: int,
+) -> tuple[torch.Tensor, ...]:
+    """The TokenDivergence fields from a chunk's row sums ([C, 1] float64) and top-k lists.
+
+    Shared by the compiled path (chunk_statistics) and the CPU kernel (cpu_statistics).
+    sums: S_a, S_b, sum e^a a, sum e^b b, sum e^a (a - b), sum e^b (b - a); js_sum: the sum of
+    JS terms (JS = js_sum / 2); above: #{v: x_v > x[policy top-1]}; maxima [C, 1], top-k values
+    in raw logits (any float dtype); at_top1: the base logit at the policy's top-1, [C, 1].
+    """
+    sum_a, sum_b, sum_a_a, sum_b_b, sum_a_ab, sum_b_ba = sums
+    log_sum_a, log_sum_b = sum_a.log(), sum_b.log()
+    base_entropy, policy_entropy = log_sum_a - sum_a_a / sum_a, log_sum_b - sum_b_b / sum_b
+    kl_pq = sum_a_ab / sum_a + (log_sum_b - log_sum_a)
+    kl_qp = sum_b_ba / sum_b + (log_sum_a - log_sum_b)
+    js = 0.5 * js_sum
     rank = above.long() + 1  # on the raw logits: exactly the order of the float64 reference
     a_top1 = (at_top1.float() - base_max.float()) * inverse_t
     base_top_logprobs = (base_top_values.float() - base_max.float()) * inverse_t - log_sum_a
     policy_top_logprobs = (policy_top_values.float() - policy_max.float()) * inverse_t - log_sum_b
+    policy_top1 = policy_top[:, :1]
     return (
         js[:, 0].float().clamp(0.0, 0.6931471805599453) + 0.0,  # + 0.0 turns -0.0 into 0.0
         kl_pq[:, 0].float().clamp_min(0.0) + 0.0,
@@ -104,6 +123,25 @@ def chunk_statistics(
         base_top_logprobs.float(),
         policy_top,
         policy_top_logprobs.float(),
+    )
+
+
+def cpu_statistics(base: torch.Tensor, policy: torch.Tensor, temperature: torch.Tensor, top_k: int) -> tuple[torch.Tensor, ...] | None:
+    """chunk_statistics through the hand-written CPU kernel (cpu_kernel.cpp); None if it cannot be built.
+
+    Same fields, same formulas after the row sums (finish); any number of rows, no padding.
+    """
+    op = cpu_kernel.row_sums_op()
+    if op is None:
+        return None
+    inverse_t = 1.0 / temperature
+    sums, maxima, base_top_values, base_top, policy_top_values, policy_top, at_top1 = op(
+        base, policy, float(inverse_t), max(top_k, 1)
+    )
+    columns = [column.unsqueeze(1) for column in sums.unbind(1)]
+    return finish(
+        columns[:6], columns[6], columns[7], maxima[:, :1], maxima[:, 1:], at_top1.unsqueeze(1), base_top_values,
+        base_top, policy_top_values, policy_top, inverse_t, top_k,
     )
 
 

@@ -1,7 +1,10 @@
-"""The compiled divergence kernel against the eager path and the float64 reference, and its fallbacks.
+"""The compiled divergence paths against the eager path and the float64 reference, and their fallbacks.
 
-Each (chunk rows, V, dtype, top_k) compiles once per process (~10-30 s on 2 cores), so the tests
-share a few shapes: chunk_size=32 pads every input here to 32 rows.
+On CPU the compiled path is the hand-written kernel (cpu_kernel.cpp, built once per machine);
+the torch.compile kernel (fused.py) is what CUDA runs and what CPU falls back to, so the
+numerical tests run on both (the `cpu_path` fixture). Each (chunk rows, V, dtype, top_k)
+compiles once per process under torch.compile (~10-30 s on 2 cores), so the tests share a few
+shapes: chunk_size=32 pads every input here to 32 rows.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import numpy as np
 import pytest
 import torch
 
-from sparse_rlvr.core.divergence import fused, token_divergence
+from sparse_rlvr.core.divergence import cpu_kernel, fused, token_divergence
 from tests.core.divergence.reference import reference_divergence
 from tests.core.divergence.test_token_divergence import FLOAT_FIELDS, _pair, extreme_pair
 
@@ -57,6 +60,17 @@ def assert_same_as_eager(compiled, eager, atol: float) -> None:
     assert compiled.topk_overlap.shape == eager.topk_overlap.shape
 
 
+@pytest.fixture(params=["kernel", "inductor"])
+def cpu_path(request, monkeypatch) -> str:
+    """The compiled path on CPU: the hand-written kernel, or torch.compile's (the kernel switched off)."""
+    if request.param == "kernel":
+        monkeypatch.delenv(cpu_kernel.KERNEL_ENV, raising=False)
+        assert cpu_kernel.row_sums_op() is not None, cpu_kernel._state.get("error")  # CI must build it
+    else:
+        monkeypatch.setenv(cpu_kernel.KERNEL_ENV, "0")
+    return request.param
+
+
 HALF_AND_FULL = [torch.float32, torch.bfloat16, torch.float16]
 # V = 300 and 1031 end in a partial top-k block, V = 100 has none; one dtype for the odd widths
 # keeps the number of compiles down
@@ -65,7 +79,7 @@ CASES = [(n, 300, dtype) for n in (40, 70) for dtype in HALF_AND_FULL] + [(33, 1
 
 @pytest.mark.parametrize("n,v,dtype", CASES)
 @pytest.mark.parametrize("seed", [0, 1])
-def test_compiled_matches_eager_and_float64(n, v, dtype, seed):
+def test_compiled_matches_eager_and_float64(n, v, dtype, seed, cpu_path):
     base, policy = _pair(n, v, seed=seed, dtype=dtype)
     compiled = token_divergence(base, policy, top_k=5, chunk_size=32, compiled=True)
     eager = token_divergence(base, policy, top_k=5, chunk_size=32, compiled=False)
@@ -75,7 +89,7 @@ def test_compiled_matches_eager_and_float64(n, v, dtype, seed):
     assert_same_as_eager(compiled, eager, atol=2e-6)
 
 
-def test_compiled_at_full_vocabulary_is_within_1e6_of_float64():
+def test_compiled_at_full_vocabulary_is_within_1e6_of_float64(cpu_path):
     v = 151_936  # Qwen2.5's logits width
     base, policy = _pair(6, v, seed=3, dtype=torch.bfloat16)
     base[5], policy[5] = base[4], base[4]  # an identical pair of rows
@@ -85,7 +99,7 @@ def test_compiled_at_full_vocabulary_is_within_1e6_of_float64():
     assert result.js[5] == 0 and result.kl_base_policy[5] == 0 and result.kl_policy_base[5] == 0
 
 
-def test_identical_rows_give_exactly_zero_when_compiled():
+def test_identical_rows_give_exactly_zero_when_compiled(cpu_path):
     base, _ = _pair(9, 300, seed=17)
     result = token_divergence(base, base.clone(), top_k=5, chunk_size=32, compiled=True)
     for name in ["js", "kl_base_policy", "kl_policy_base"]:
@@ -95,7 +109,7 @@ def test_identical_rows_give_exactly_zero_when_compiled():
     assert torch.equal(result.base_entropy, result.policy_entropy)
 
 
-def test_huge_logit_gaps_stay_accurate_when_compiled():
+def test_huge_logit_gaps_stay_accurate_when_compiled(cpu_path):
     base, policy = extreme_pair(300)
     result = token_divergence(base, policy, top_k=5, chunk_size=32, compiled=True)
     ref = reference_divergence(base, policy, top_k=5)
@@ -104,7 +118,7 @@ def test_huge_logit_gaps_stay_accurate_when_compiled():
     assert torch.equal(result.js[3::4], torch.zeros(6))  # rows left identical
 
 
-def test_temperature_and_padded_vocabulary_when_compiled():
+def test_temperature_and_padded_vocabulary_when_compiled(cpu_path):
     base, policy = _pair(40, 300, seed=23)
     hot = token_divergence(base, policy, temperature=0.7, top_k=5, chunk_size=32, compiled=True)
     assert_close_to_reference(hot, reference_divergence(base, policy, temperature=0.7, top_k=5), atol=1e-6)
@@ -116,7 +130,7 @@ def test_temperature_and_padded_vocabulary_when_compiled():
         torch.testing.assert_close(getattr(padded, name), value, msg=name)
 
 
-def test_masked_rows_are_recomputed_on_the_eager_path():
+def test_masked_rows_are_recomputed_on_the_eager_path(cpu_path):
     base, policy = _pair(40, 300, seed=7)
     base[0, :150] = -math.inf  # the base masks tokens the policy can emit
     policy[33, 10:270] = -math.inf  # in the second chunk, the other way round
@@ -128,7 +142,7 @@ def test_masked_rows_are_recomputed_on_the_eager_path():
         assert torch.equal(getattr(result, name)[:1], value[:1]), name
 
 
-def test_bad_rows_are_named_when_compiled():
+def test_bad_rows_are_named_when_compiled(cpu_path):
     base, policy = _pair(40, 300)
     base[37, 3] = math.nan
     policy[39, 0] = math.inf  # a later bad row must not be the one reported
@@ -136,7 +150,7 @@ def test_bad_rows_are_named_when_compiled():
         token_divergence(base, policy, top_k=5, chunk_size=32, compiled=True)
 
 
-def test_top_k_zero_as_training_calls_it():
+def test_top_k_zero_as_training_calls_it(cpu_path):
     base, policy = _pair(40, 300, seed=41)
     compiled = token_divergence(base, policy, top_k=0, chunk_size=32, compiled=True)
     eager = token_divergence(base, policy, top_k=0, chunk_size=32, compiled=False)
@@ -155,8 +169,9 @@ def test_environment_variable_chooses_the_path(monkeypatch):
         token_divergence(base, policy, top_k=3, chunk_size=32)
 
 
-def test_broken_compiler_falls_back_to_eager_with_one_warning(tmp_path):
-    """A real failing compiler (CXX=false, empty inductor cache): same results, one warning line."""
+def test_broken_compiler_falls_back_to_eager_with_one_warning_per_path(tmp_path):
+    """A real failing compiler (CXX=false, empty kernel and inductor caches): same results as eager,
+    one line saying the CPU kernel could not be built, one saying torch.compile failed."""
     script = (
         "import json, torch\n"
         "from sparse_rlvr.core.divergence import token_divergence\n"
@@ -170,14 +185,46 @@ def test_broken_compiler_falls_back_to_eager_with_one_warning(tmp_path):
     )
     env = os.environ | {
         fused.COMPILE_ENV: "1", "CXX": "false", "TORCHINDUCTOR_CACHE_DIR": str(tmp_path / "inductor"),
-        "TORCHINDUCTOR_FX_GRAPH_CACHE": "0",
+        "TORCHINDUCTOR_FX_GRAPH_CACHE": "0", "TORCH_EXTENSIONS_DIR": str(tmp_path / "extensions"),
     }
+    env.pop(cpu_kernel.KERNEL_ENV, None)
     done = subprocess.run([sys.executable, "-c", script], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert json.loads(done.stdout.strip().splitlines()[-1]) == [True, True]
-    warnings = [line for line in done.stderr.splitlines() if "torch.compile of the divergence kernel failed" in line]
-    assert len(warnings) == 1, done.stderr[-3000:]
-    assert fused.COMPILE_ENV in warnings[0]
+    lines = done.stderr.splitlines()
+    kernel = [line for line in lines if "CPU kernel could not be built" in line]
+    compiled = [line for line in lines if "torch.compile of the divergence kernel failed" in line]
+    assert len(kernel) == 1 and len(compiled) == 1, done.stderr[-3000:]
+    assert cpu_kernel.KERNEL_ENV in kernel[0] and "ninja" in kernel[0] and fused.COMPILE_ENV in compiled[0]
+
+
+def test_cpu_chunks_go_to_the_hand_written_kernel_without_padding(monkeypatch):
+    """On CPU the compiled path is the kernel: no torch.compile, and an odd row count is not padded."""
+    monkeypatch.delenv(cpu_kernel.KERNEL_ENV, raising=False)
+    monkeypatch.setattr(fused, "run_compiled", lambda *args: pytest.fail("torch.compile path used on CPU"))
+    calls = []
+    op = cpu_kernel.row_sums_op()
+    monkeypatch.setattr(cpu_kernel, "row_sums_op", lambda: calls.append(1) or op)
+    base, policy = _pair(37, 300, seed=61, dtype=torch.bfloat16)
+    result = token_divergence(base, policy, top_k=5, chunk_size=16, compiled=True)
+    eager = token_divergence(base, policy, top_k=5, chunk_size=16, compiled=False)
+    assert_same_as_eager(result, eager, atol=2e-6)
+    assert len(calls) == 1 + 3  # once to choose the path, once per chunk of 16, 16 and 5 rows
+
+
+def test_the_kernel_gives_the_same_bits_on_one_thread_and_on_two():
+    """Rows are split between threads, never a row's sums: the thread count cannot change a result."""
+    base, policy = _pair(64, 1031, seed=67, dtype=torch.bfloat16)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = token_divergence(base, policy, top_k=5, compiled=True)
+        torch.set_num_threads(2)
+        two = token_divergence(base, policy, top_k=5, compiled=True)
+    finally:
+        torch.set_num_threads(threads)
+    for name, value in one.as_dict().items():
+        assert torch.equal(getattr(two, name), value), name
 
 
 def test_core_imports_nothing_heavy():
@@ -192,7 +239,7 @@ def test_core_imports_nothing_heavy():
 
 
 @pytest.mark.parametrize("compiled", [True, False])
-def test_ties_take_the_lowest_token_id_first(compiled):
+def test_ties_take_the_lowest_token_id_first(compiled, cpu_path):
     """Equal logits: top-1 is argmax's (first) id and top-k lists ids in order, on both paths."""
     base, policy = _pair(40, 300, seed=47)
     base[:, [7, 100, 299]] = 20.0  # three-way tie for the base's top-1, across blocks and the tail
@@ -207,7 +254,7 @@ def test_ties_take_the_lowest_token_id_first(compiled):
 
 
 @pytest.mark.parametrize("compiled", [True, False])
-def test_nearly_identical_rows_keep_jensen_shannon_accurate(compiled):
+def test_nearly_identical_rows_keep_jensen_shannon_accurate(compiled, cpu_path):
     """JS ~ 1e-9 (policy = base + 1e-4 noise) stays within 1e-11 of float64: no exp(x) - 1 style cancellation."""
     g = torch.Generator().manual_seed(53)
     base = 3 * torch.randn(20, 300, generator=g)
@@ -218,7 +265,7 @@ def test_nearly_identical_rows_keep_jensen_shannon_accurate(compiled):
     np.testing.assert_allclose(result.js.double().numpy(), ref, atol=1e-11, rtol=2e-2)
 
 
-def test_jensen_shannon_is_accurate_on_both_sides_of_the_series_switch():
+def test_jensen_shannon_is_accurate_on_both_sides_of_the_series_switch(cpu_path):
     """|d| near fused.SERIES_BELOW, where u switches from its Taylor series to the log of the p/q ratio."""
     g = torch.Generator().manual_seed(59)
     base = 3 * torch.randn(40, 300, generator=g)
