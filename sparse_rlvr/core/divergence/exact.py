@@ -49,8 +49,9 @@ slower), 512 on GPUs. Rounded down to a power of two of rows."""
 MIN_COMPILED_ROWS = 32
 """A short last chunk is padded to at least this many rows (or the chunk size), a power of two."""
 AUTO_COMPILE_MIN_LOGITS = 1 << 25
-"""In auto mode, compile only for calls with at least this many logits (N x V; 221 rows at
-V = 152k): compiling costs seconds once per shape and process, eager is fast enough below."""
+"""In auto mode, torch.compile only for calls with at least this many logits (N x V; 221 rows at
+V = 152k): compiling costs seconds once per shape and process, eager is fast enough below. The
+CPU kernel (cpu_kernel.py) has no per-shape cost and runs at any size."""
 FIELDS = (
     "js", "kl_base_policy", "kl_policy_base", "base_entropy", "policy_entropy", "base_top1",
     "policy_top1", "top1_agree", "policy_top1_rank_in_base", "base_prob_of_policy_top1",
@@ -83,8 +84,9 @@ def token_divergence(
         chunk_size: rows per chunk; default from a per-device byte budget (CHUNK_BYTES for the
             eager path, COMPILED_CHUNK_BYTES for the compiled one).
         compiled: True: use the compiled kernel whenever it applies; False: the eager path;
-            None (default): SPARSE_RLVR_DIVERGENCE_COMPILE (0 or 1) if set, else compile for
-            calls with at least AUTO_COMPILE_MIN_LOGITS logits. Results agree within ~1e-7.
+            None (default): SPARSE_RLVR_DIVERGENCE_COMPILE (0 or 1) if set, else the CPU kernel
+            wherever it applies, and torch.compile for calls with at least AUTO_COMPILE_MIN_LOGITS
+            logits. Results agree within ~1e-7.
 
     Returns:
         A TokenDivergence of float32 (float64 for float64 inputs) [N] tensors and [N, K] overlap.
@@ -130,7 +132,9 @@ def _wants_compiled(compiled: bool | None, base: torch.Tensor, policy: torch.Ten
         return False  # the eager path covers these exactly; see the module docstring
     if compiled is None:
         choice = fused.compile_choice()
-        compiled = choice == "compiled" or (choice == "auto" and base.numel() >= AUTO_COMPILE_MIN_LOGITS)
+        # the CPU kernel costs nothing per shape (one build per machine): use it at any size
+        by_hand = choice == "auto" and cpu_kernel.applies(base, policy) and cpu_kernel.row_sums_op() is not None
+        compiled = by_hand or choice == "compiled" or (choice == "auto" and base.numel() >= AUTO_COMPILE_MIN_LOGITS)
     return compiled and not fused.compile_failed()
 
 
