@@ -61,11 +61,19 @@ def build_seconds() -> float | None:
     return _state.get("build_s")  # type: ignore[return-value]
 
 
+def vector_isa() -> str:
+    """The instruction set the kernel is built for: AVX512, AVX2 or DEFAULT (ATen's scalar Vectorized).
+
+    torch's own CPU capability (ATEN_CPU_CAPABILITY=avx2 or default lowers it, as for ATen's kernels).
+    """
+    capability = torch.backends.cpu.get_cpu_capability()
+    return capability if capability in ISA_FLAGS else "DEFAULT"
+
+
 def _build() -> dict[str, object]:
     """Compile and load the kernel: {"op", "build_s"} or {"error"} (logged once)."""
     start = time.perf_counter()
-    capability = torch.backends.cpu.get_cpu_capability()
-    isa = capability if capability in ISA_FLAGS else "DEFAULT"
+    isa = vector_isa()
     flags = ["-O3", "-fopenmp", f"-DCPU_CAPABILITY={isa}", *ISA_FLAGS.get(isa, [])]
     flags += [f"-DCPU_CAPABILITY_{isa}"] if isa != "DEFAULT" else []
     try:

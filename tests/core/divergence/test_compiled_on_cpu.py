@@ -274,3 +274,27 @@ def test_jensen_shannon_is_accurate_on_both_sides_of_the_series_switch(cpu_path)
     result = token_divergence(base, policy, top_k=5, chunk_size=32, compiled=True)
     ref = reference_divergence(base, policy, top_k=5)["js"]
     np.testing.assert_allclose(result.js.double().numpy(), ref, atol=2e-7, rtol=1e-5)
+
+
+@pytest.mark.parametrize("capability", ["avx2", "default"])
+def test_the_kernel_builds_and_agrees_for_narrower_vector_units(capability):
+    """Machines without AVX-512 (ATEN_CPU_CAPABILITY lowers torch's view of this one): the kernel is
+    built for that ISA and agrees with eager on every dtype, with and without a partial last block."""
+    script = (
+        "import json, torch\n"
+        "from sparse_rlvr.core.divergence import cpu_kernel, token_divergence\n"
+        "from tests.core.divergence.test_compiled_on_cpu import assert_same_as_eager\n"
+        "from tests.core.divergence.test_token_divergence import _pair\n"
+        "assert cpu_kernel.row_sums_op() is not None, cpu_kernel._state\n"
+        "for v in (300, 1024):\n"
+        "    for dtype in (torch.float32, torch.bfloat16, torch.float16):\n"
+        "        b, p = _pair(19, v, seed=71, dtype=dtype)\n"
+        "        assert_same_as_eager(token_divergence(b, p, top_k=5, compiled=True),\n"
+        "                             token_divergence(b, p, top_k=5, compiled=False), atol=2e-6)\n"
+        "print(json.dumps(cpu_kernel.vector_isa()))\n"
+    )
+    env = os.environ | {"ATEN_CPU_CAPABILITY": capability}
+    env.pop(cpu_kernel.KERNEL_ENV, None)
+    done = subprocess.run([sys.executable, "-c", script], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == capability.upper()
