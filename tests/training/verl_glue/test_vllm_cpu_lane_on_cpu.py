@@ -11,7 +11,7 @@ from sparse_rlvr.training.verl_glue import vllm_cpu_lane
 from sparse_rlvr.training.verl_glue.launch import check_cpu_config, compose
 from sparse_rlvr.training.verl_glue.request_seeds import RequestSeeds
 from sparse_rlvr.training.verl_glue.vllm_cpu_lane import (
-    CPU_KV_CACHE_FRACTION,
+    CPU_KV_CACHE_BYTES,
     WORKER_EXTENSION,
     apply_cpu_vllm_settings,
     vllm_cpu_missing,
@@ -31,14 +31,14 @@ def test_cpu_settings_are_applied_once_and_keep_the_users_extension():
     rollout = config.actor_rollout_ref.rollout
     assert rollout.engine_kwargs.vllm.worker_extension_cls == WORKER_EXTENSION
     assert (rollout.enable_sleep_mode, rollout.enforce_eager, rollout.enable_chunked_prefill) == (False, True, False)
-    assert rollout.gpu_memory_utilization == CPU_KV_CACHE_FRACTION
+    assert rollout.engine_kwargs.vllm.kv_cache_memory_bytes == CPU_KV_CACHE_BYTES
     assert len(changes) == 5
     assert apply_cpu_vllm_settings(config) == []  # nothing left to change
     own = _vllm_config("+actor_rollout_ref.rollout.engine_kwargs.vllm.worker_extension_cls=my.Ext",
-                       "actor_rollout_ref.rollout.gpu_memory_utilization=0.01")
+                       "+actor_rollout_ref.rollout.engine_kwargs.vllm.kv_cache_memory_bytes=1073741824")
     apply_cpu_vllm_settings(own)
     assert own.actor_rollout_ref.rollout.engine_kwargs.vllm.worker_extension_cls == "my.Ext"
-    assert own.actor_rollout_ref.rollout.gpu_memory_utilization == 0.01  # a smaller share is the user's to pick
+    assert own.actor_rollout_ref.rollout.engine_kwargs.vllm.kv_cache_memory_bytes == 1 << 30  # the user's size
 
 
 def test_worker_extension_path_names_the_class():

@@ -34,7 +34,6 @@ MOVES = ("actor_rollout_ref.actor.entropy_coeff=0.01",)  # a gradient every step
 GPU_RECIPE = "grpo_qwen2p5_math_7b"
 CPU_CANNOT = {
     "tensor_model_parallel_size": "one vLLM worker per fake GPU slot on a 2-core machine: 1, not 4",
-    "gpu_memory_utilization": "on CPU it is a share of free RAM for the KV cache: the lane caps it at 0.05",
     "n": "16 samples x 2 prompts cost minutes on 2 cores: the tiny recipe's 4",
     "enable_chunked_prefill": "off: vLLM 0.30 rewinds a seeded request's generator after a partial prefill, "
                               "which a CPU generator cannot do (the engine dies); the lane seeds every request",
