@@ -29,3 +29,18 @@ def local_ray(monkeypatch):
     finally:
         ray.shutdown()
         shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def pytest_collection_modifyitems(session, config, items) -> None:
+    """Files with end-to-end (slow) tests first, the longest known first, so that two xdist workers
+    finish together instead of one starting a 7-minute run after the other has run dry."""
+    longest_first = ("test_demo_on_cpu.py", "test_vllm_lane_on_cpu.py", "test_token_shift_training_on_cpu.py",
+                     "test_verl_trainer_on_cpu.py")
+    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+
+    def rank(item) -> tuple[int, int]:
+        if item.path.name in longest_first:
+            return (0, longest_first.index(item.path.name))
+        return (1, 0) if item.path in slow_files else (2, 0)
+
+    items.sort(key=rank)  # stable: the order within a file, and among the rest, is kept
