@@ -1,5 +1,9 @@
 """The divergence core's fast path: every TokenDivergence field of one fixed-shape chunk, fused.
 
+This torch.compile kernel is the fast path on CUDA, and on CPU where the hand-written kernel
+(cpu_kernel.cpp, through cpu_statistics) cannot be built; both end in `finish`, which turns the
+row sums into the fields.
+
 `chunk_statistics` is plain tensor code; `run_compiled` hands it to torch.compile (inductor:
 vectorised C++ loops that give each thread whole rows on CPU, Triton kernels on CUDA), once per
 (rows, V, strides, dtype, device, top_k). The logits are read, upcast and reduced on the fly;
