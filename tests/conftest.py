@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
-import pytest
+import os
 
-from sparse_rlvr.workflows.tiny_models import tiny_pair as build_tiny_pair
+# Two xdist workers (pyproject's addopts) and the processes their runs start share 2 cores: OpenMP
+# threads that spin while they wait for work take the cores from the other worker's processes.
+# Set before torch is imported here, so the workers, their Ray clusters and subprocesses inherit it.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import pytest  # noqa: E402
+
+from sparse_rlvr.workflows.tiny_models import tiny_pair as build_tiny_pair  # noqa: E402
 
 
 @pytest.fixture
