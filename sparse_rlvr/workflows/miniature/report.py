@@ -21,7 +21,7 @@ from sparse_rlvr.core.figures import png_bytes
 
 _STYLE = """
 body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222;line-height:1.45}
-.figs{display:flex;flex-wrap:wrap;gap:12px}.figs figure{margin:0}figcaption{font-size:13px;color:#555;max-width:520px}
+.figs{display:flex;flex-wrap:wrap;gap:12px}.figs figure{margin:0;max-width:100%}.figs img{max-width:100%;height:auto}figcaption{font-size:13px;color:#555;max-width:520px}
 .note{background:#f6f6f6;border-left:4px solid #999;padding:6px 12px}
 """ + HEATMAP_STYLE
 
