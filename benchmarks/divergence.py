@@ -82,7 +82,8 @@ def straightforward_js(base: torch.Tensor, policy: torch.Tensor) -> torch.Tensor
 METHODS = ("straightforward", "eager", "compiled", "inductor", "compiled_js_only", "roofline")
 """compiled: token_divergence's compiled path (on CPU the hand-written kernel, cpu_kernel.cpp; its
 first call builds it, from an empty extension cache). inductor: the torch.compile kernel (fused.py),
-which CUDA runs and CPU falls back to (the CPU kernel switched off). compiled_js_only: the issue's reference point, torch.compile of straightforward_js over 64-row
+which CUDA runs and CPU falls back to (the same call, the CPU kernel switched off in its env).
+compiled_js_only: the issue's reference point, torch.compile of straightforward_js over 64-row
 chunks (JS only, float32 sums): what a fused kernel of the plain formula costs on this machine.
 roofline: the machine's limit for any exact JS, see roofline()."""
 

@@ -4,7 +4,7 @@ torch.compile cannot keep a row in cache across the max, exp-sum and JS passes (
 is its own loop over the whole chunk), so on CPU the row sums come from a small hand-written
 kernel (see the .cpp's header); everything cheap after the sums is fused.finish, shared with the
 compiled path. The build uses torch.utils.cpp_extension (a C++ compiler and ninja), takes
-~20-40 s once per machine and torch version, and is cached in torch's extension directory
+~11 s (2 cores) once per machine and torch version, and is cached in torch's extension directory
 (TORCH_EXTENSIONS_DIR). If it fails, the caller falls back to the torch.compile path, with one
 log line.
 """
@@ -44,6 +44,11 @@ def applies(base: torch.Tensor, policy: torch.Tensor) -> bool:
         base.device.type == "cpu" and policy.device.type == "cpu" and base.dtype == policy.dtype
         and base.dtype in DTYPES and os.environ.get(KERNEL_ENV, "1").strip().lower() not in ("0", "false", "no", "off")
     )
+
+
+def usable(base: torch.Tensor, policy: torch.Tensor) -> bool:
+    """Whether this chunk goes to the CPU kernel: it applies, and the kernel is built (building it now if need be)."""
+    return applies(base, policy) and row_sums_op() is not None
 
 
 def row_sums_op() -> Callable | None:

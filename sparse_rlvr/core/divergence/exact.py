@@ -133,7 +133,7 @@ def _wants_compiled(compiled: bool | None, base: torch.Tensor, policy: torch.Ten
     if compiled is None:
         choice = fused.compile_choice()
         # the CPU kernel costs nothing per shape (one build per machine): use it at any size
-        by_hand = choice == "auto" and cpu_kernel.applies(base, policy) and cpu_kernel.row_sums_op() is not None
+        by_hand = choice == "auto" and cpu_kernel.usable(base, policy)
         compiled = by_hand or choice == "compiled" or (choice == "auto" and base.numel() >= AUTO_COMPILE_MIN_LOGITS)
     return compiled and not fused.compile_failed()
 
@@ -176,7 +176,7 @@ def _compiled_divergence(
     """
     n = len(base)
     t = torch.tensor(float(temperature), dtype=torch.float32, device=base.device)
-    by_hand = cpu_kernel.applies(base, policy) and cpu_kernel.row_sums_op() is not None
+    by_hand = cpu_kernel.usable(base, policy)
     out: dict[str, torch.Tensor] = {}
     for start in range(0, n, rows):
         stop = min(start + rows, n)
